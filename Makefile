@@ -1,0 +1,45 @@
+# Two entry points for people: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 0.0.0.0
+PORT ?= 8000
+
+.PHONY: run test lint typecheck pytest lint-deploy demo-catalog clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# The service alone: what `make run` and the Docker image install (no torch).
+$(VENV)/.service-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Everything the whole test suite needs, torch included.
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[train,dev]'
+	touch $@ $(VENV)/.service-installed
+
+run: $(VENV)/.service-installed
+	$(BIN)/cratewatch serve --catalog catalog --data data --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.dev-installed lint typecheck lint-deploy pytest
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check service training tests benchmarks
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy service training
+
+lint-deploy: $(VENV)/.dev-installed
+	@if [ -x deploy/check.sh ]; then deploy/check.sh; else echo "no deploy checks yet"; fi
+
+pytest: $(VENV)/.dev-installed
+	$(BIN)/pytest -q
+
+demo-catalog: $(VENV)/.service-installed
+	$(BIN)/cratewatch demo-catalog --out catalog
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
