@@ -1,0 +1,50 @@
+"""ONNX Runtime embedder: images in, L2-normalised float32 vectors out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from service.modelinfo import ModelInfo
+from service.preprocess import batch_inputs
+
+
+class Embedder:
+    """Wraps one ONNX model and its sidecar. Thread-safe: ORT sessions allow concurrent ``run``."""
+
+    def __init__(self, model_path: Path, threads: int = 1) -> None:
+        self.path = Path(model_path)
+        self.info = ModelInfo.for_model(self.path)
+        opts = ort.SessionOptions()
+        # Explicit thread counts: ORT's default is the host's core count, which oversubscribes
+        # a container limited to fewer CPUs.
+        opts.intra_op_num_threads = max(1, threads)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
+    @property
+    def dim(self) -> int:
+        return self.info.embedding_dim
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    def embed_array(self, batch: np.ndarray) -> np.ndarray:
+        """Embed a preprocessed ``(N, C, S, S)`` batch; rows come back L2-normalised."""
+        out = self._session.run([self.info.output_name], {self.info.input_name: batch})[0]
+        out = np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        """Preprocess with the sidecar's settings and embed."""
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.embed_array(batch_inputs(images, self.info))
