@@ -22,6 +22,8 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.service-installed
 
 run: $(VENV)/.service-installed
+	@if [ -z "$$CRATEWATCH_API_KEY" ]; then echo "WARNING: CRATEWATCH_API_KEY is not set:" \
+		"anyone who can reach port $(PORT) can add and delete albums."; fi
 	$(BIN)/cratewatch serve --catalog catalog --data data --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.dev-installed lint typecheck lint-deploy pytest
@@ -32,8 +34,9 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy service training
 
+# Dockerfile, Compose, k8s/ and Prometheus checks; promtool comes from apt (see .ci/run).
 lint-deploy: $(VENV)/.dev-installed
-	@if [ -x deploy/check.sh ]; then deploy/check.sh; else echo "no deploy checks yet"; fi
+	VENV_BIN=$(BIN) bash deploy/check.sh
 
 pytest: $(VENV)/.dev-installed
 	$(BIN)/pytest -q

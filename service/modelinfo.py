@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 
 class ModelInfo(BaseModel):
-    """Preprocessing and identity of one exported embedder (``<model>.json`` beside ``<model>.onnx``)."""
+    """Preprocessing and identity of one exported embedder (sidecar ``<model>.json``)."""
 
     name: str = "cratewatch-embedder"
     version: str

@@ -17,10 +17,7 @@ def to_model_input(image: Image.Image, info: ModelInfo) -> np.ndarray:
     mode = "L" if info.channels == 1 else "RGB"
     img = image.convert(mode).resize((info.input_size, info.input_size), Image.Resampling.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 255.0
-    if arr.ndim == 2:
-        arr = arr[None, :, :]
-    else:
-        arr = arr.transpose(2, 0, 1)
+    arr = arr[None, :, :] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     mean = np.asarray(info.mean, dtype=np.float32).reshape(-1, 1, 1)
     std = np.asarray(info.std, dtype=np.float32).reshape(-1, 1, 1)
     return np.ascontiguousarray((arr - mean) / std, dtype=np.float32)

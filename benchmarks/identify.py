@@ -1,0 +1,144 @@
+"""Identify benchmark: start ``cratewatch serve``, send N crops at concurrency C, report latency.
+
+    .venv/bin/python benchmarks/identify.py --albums 200 --requests 200 --concurrency 4
+
+Without --catalog it generates procedural covers and CCTV-style crops of them; without a usable
+--model it builds the tiny test embedder (so latency then reflects the service, not a real net).
+Prints p50/p99 latency and throughput and writes a markdown report (default
+benchmarks/reports/identify.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service.config import available_cpus  # noqa: E402
+from service.demo import degrade  # noqa: E402
+from tests.helpers.images import make_catalog  # noqa: E402
+from tests.helpers.server import LiveServer  # noqa: E402
+
+
+def crops_for(catalog: Path, n: int, seed: int = 0) -> list[tuple[str, bytes]]:
+    """(album_id, JPEG bytes) CCTV-style views of random catalog covers."""
+    with (catalog / "albums.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in rng.choice(len(rows), size=min(n, len(rows)), replace=False):
+        row = rows[int(i)]
+        cover = Image.open(catalog / row["image"]).convert("RGB")
+        buf = io.BytesIO()
+        degrade(cover.resize((384, 384)), rng).save(buf, format="JPEG", quality=80)
+        out.append((row["album_id"], buf.getvalue()))
+    return out
+
+
+async def drive(url: str, crops: list[tuple[str, bytes]], n: int, concurrency: int
+                ) -> tuple[list[float], int, int, float]:
+    """Send n requests (cycling through crops); returns latencies, top-1 hits, errors, wall s."""
+    latencies: list[float] = []
+    hits = errors = 0
+    queue = list(range(n))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal hits, errors
+        while queue:
+            album_id, data = crops[queue.pop() % len(crops)]
+            start = time.perf_counter()
+            r = await client.post(f"{url}/identify", files={"image": ("c.jpg", data,
+                                                                      "image/jpeg")})
+            latencies.append(time.perf_counter() - start)
+            if r.status_code != 200:
+                errors += 1
+            elif r.json()["matches"][0]["album_id"] == album_id:
+                hits += 1
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        return latencies, hits, errors, time.perf_counter() - started
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--catalog", type=Path, help="existing catalog dir (default: generate)")
+    p.add_argument("--albums", type=int, default=200, help="albums to generate")
+    p.add_argument("--model", type=Path, default=ROOT / "models" / "cratewatch-embedder.onnx")
+    p.add_argument("--requests", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--crops", type=int, default=50, help="distinct crops to cycle through")
+    p.add_argument("--threads", type=int, default=available_cpus(), help="CRATEWATCH_THREADS")
+    p.add_argument("--report", type=Path, default=ROOT / "benchmarks" / "reports" / "identify.md")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="cw-bench-") as tmp:
+        work = Path(tmp)
+        catalog = args.catalog or work / "catalog"
+        if args.catalog is None:
+            make_catalog(catalog, n=args.albums, size=256)
+        model = args.model
+        if not model.is_file():
+            from tests.helpers.tiny_model import build_tiny_model
+
+            print(f"{model} not found: using the tiny test embedder", file=sys.stderr)
+            model = build_tiny_model(work / "tiny.onnx")
+        crops = crops_for(catalog, args.crops)
+        server = LiveServer(catalog, work / "data", model, work / "logs",
+                            env={"CRATEWATCH_THREADS": str(args.threads)})
+        server.start(timeout_s=1800)
+        try:
+            ready = server.wait_ready()
+            asyncio.run(drive(server.url, crops, min(10, args.requests), 1))  # warm-up
+            lat, hits, errors, wall = asyncio.run(
+                drive(server.url, crops, args.requests, args.concurrency))
+        finally:
+            server.stop()
+    ms = np.array(lat) * 1000
+    result = {
+        "albums": ready.get("albums"), "model": f"{model.name} ({ready.get('model_version')})",
+        "requests": args.requests, "concurrency": args.concurrency, "ort_threads": args.threads,
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "throughput_rps": round(args.requests / wall, 1), "errors": errors,
+        "top1": round(hits / args.requests, 3),
+    }
+    print(" ".join(f"{k}={v}" for k, v in result.items()))
+    write_report(args.report, result)
+    return 0 if errors == 0 else 1
+
+
+def write_report(path: Path, result: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "| " + " | ".join(result) + " |"
+    line = "|" + "---|" * len(result)
+    row = "| " + " | ".join(str(v) for v in result.values()) + " |"
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} host CPUs, "
+               f"{available_cpus()} usable, Python {platform.python_version()}")
+    path.write_text(
+        "# /identify benchmark\n\n"
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}.\n"
+        "Client and server share the machine; latency is client-side wall time per request.\n"
+        "top1 is the share of crops whose own album ranked first.\n\n"
+        f"{header}\n{line}\n{row}\n"
+    )
+    print(f"report written to {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

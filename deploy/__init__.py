@@ -1,0 +1,1 @@
+"""Deployment checks (deploy/check.sh) as importable modules, for the tests."""

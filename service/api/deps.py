@@ -1,0 +1,51 @@
+"""Typed FastAPI dependencies shared by the routers."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import Depends, Header, HTTPException, Request
+
+from service.config import Settings
+from service.engine import Engine
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    """The engine, once ready; 503 + Retry-After while the model and index load."""
+    engine: Engine = request.app.state.engine
+    if not engine.ready:
+        detail = "model and index are loading" if engine.state == "loading" else "loading failed"
+        raise HTTPException(503, detail=detail, headers={"Retry-After": "5"})
+    return engine
+
+
+def require_api_key(
+    settings: Annotated[Settings, Depends(get_settings)],
+    x_api_key: Annotated[str | None, Header(description="required when an API key is set")] = None,
+) -> None:
+    """Writes need ``X-API-Key`` when a key is configured; compared in constant time."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    given = (x_api_key or "").encode()
+    if not hmac.compare_digest(given, expected):
+        raise HTTPException(401, detail="missing or wrong X-API-Key",
+                            headers={"WWW-Authenticate": "X-API-Key"})
+
+
+async def run_blocking(request: Request, func: Any, *args: Any) -> Any:
+    """Run blocking work (decode, ONNX, FAISS, fsync) in the worker pool, off the event loop."""
+    limiter = request.app.state.inference_limiter
+    return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+WriteAccess = Depends(require_api_key)

@@ -1,0 +1,72 @@
+"""``cratewatch serve`` and ``cratewatch demo-catalog``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("cratewatch")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cratewatch", description="Identify albums in crops.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--catalog", type=Path, help="catalog dir (CRATEWATCH_CATALOG)")
+    serve.add_argument("--data", type=Path, help="data dir for writes (CRATEWATCH_DATA)")
+    serve.add_argument("--model", type=Path, help="ONNX embedder (CRATEWATCH_MODEL)")
+    serve.add_argument("--host", help="bind address (CRATEWATCH_HOST)")
+    serve.add_argument("--port", type=int, help="port (CRATEWATCH_PORT)")
+    serve.add_argument("--log-level", dest="log_level", help="CRATEWATCH_LOG_LEVEL")
+    demo = sub.add_parser("demo-catalog", help="write the procedural demo catalog")
+    demo.add_argument("--out", type=Path, required=True)
+    demo.add_argument("--albums", type=int, default=40)
+    demo.add_argument("--crops", type=int, default=5)
+    demo.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo-catalog":
+        from service.demo import write_demo_catalog
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        write_demo_catalog(args.out, n_albums=args.albums, n_crops=args.crops, seed=args.seed)
+        return 0
+    return serve(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.config import Settings
+
+    overrides: dict[str, Any] = {
+        k: v for k in ("catalog", "data", "model", "host", "port", "log_level")
+        if (v := getattr(args, k)) is not None
+    }
+    settings = Settings(**overrides)
+    level = settings.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.model.is_file():
+        log.error("model not found: %s (set --model or CRATEWATCH_MODEL; see README, Model)",
+                  settings.model)
+        return 2
+    if settings.api_key is None:
+        log.warning("CRATEWATCH_API_KEY is not set: anyone who can reach this port can add and "
+                    "delete albums. Set it before exposing the service.")
+    log.info("serving on http://%s:%s (catalog %s, data %s, model %s, %d ORT threads)",
+             settings.host, settings.port, settings.catalog, settings.data, settings.model,
+             settings.threads)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=level.lower(), timeout_graceful_shutdown=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

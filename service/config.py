@@ -1,0 +1,81 @@
+"""Service settings: every knob is a ``CRATEWATCH_*`` environment variable or a CLI flag."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def available_cpus() -> int:
+    """CPUs this process may actually use: affinity mask and cgroup quota, not the host count."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        count = min(count, quota)
+    return max(1, count)
+
+
+def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Whole CPUs granted by cgroup v2 ``cpu.max`` (or v1 cfs files); None when unlimited."""
+    v2 = root / "cpu.max"
+    try:
+        if v2.exists():
+            quota, period = v2.read_text().split()[:2]
+            if quota == "max":
+                return None
+            return max(1, math.ceil(int(quota) / int(period)))
+        v1q = root / "cpu" / "cpu.cfs_quota_us"
+        v1p = root / "cpu" / "cpu.cfs_period_us"
+        if v1q.exists() and v1p.exists():
+            quota_us = int(v1q.read_text())
+            if quota_us <= 0:
+                return None
+            return max(1, math.ceil(quota_us / int(v1p.read_text())))
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class Settings(BaseSettings):
+    """All service settings (env prefix ``CRATEWATCH_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CRATEWATCH_", extra="ignore")
+
+    catalog: Path = Field(default=Path("catalog"), description="catalog dir with albums.csv")
+    data: Path = Field(default=Path("data"), description="everything the service writes")
+    model: Path = Field(
+        default=Path("models/cratewatch-embedder.onnx"), description="ONNX embedder + .json"
+    )
+    host: str = Field(default="127.0.0.1", description="bind address")
+    port: int = Field(default=8000, ge=0, le=65535)
+    threads: int = Field(default_factory=available_cpus, ge=1, description="ORT intra-op threads")
+    workers: int = Field(default=2, ge=1, description="inference jobs run at once")
+    api_key: SecretStr | None = Field(default=None, description="X-API-Key needed for writes")
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    max_inflight: int = Field(default=32, ge=1, description="identify in flight before 503")
+    request_timeout_s: float = Field(default=30.0, gt=0, description="deadline for a body")
+    rerank: bool = Field(default=False, description="geometric re-rank of the top-K")
+    rerank_top_k: int = Field(default=10, ge=2, le=50)
+    exact_search_limit: int = Field(default=100_000, ge=1, description="flat index up to this")
+    approx_index: Literal["hnsw", "ivf"] = Field(default="hnsw")
+    embed_batch_size: int = Field(default=32, ge=1)
+    log_level: str = Field(default="INFO")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        # An empty CRATEWATCH_API_KEY= line in .env must not mean "the empty string is the key":
+        # that would open writes silently, without the startup warning.
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        return value

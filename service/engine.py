@@ -1,0 +1,231 @@
+"""The identification engine: catalog + store + cache + embedder + index, and the four operations.
+
+Every method here blocks (decode, ONNX, FAISS, fsync): the API calls them in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from service.cache import EmbeddingCache, embed_with_cache, sha256_bytes
+from service.catalog import Album, load_catalog
+from service.config import Settings
+from service.embedder import Embedder
+from service.imaging import decode_image
+from service.index import VectorIndex, recall_at_k
+from service.metrics import Metrics
+from service.rerank import Reranker
+from service.store import AlbumExists, AlbumStore
+
+log = logging.getLogger(__name__)
+
+
+class AlbumNotFound(KeyError):
+    """No searchable album has this id."""
+
+
+class Engine:
+    """State machine: ``loading`` -> ``ready`` (or ``failed``); writes are serialised."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.state = "loading"
+        self.error: str | None = None
+        self.load_gate = threading.Event()  # set by default; tests may hold loading back
+        self.load_gate.set()
+        self.stats: dict[str, Any] = {}
+        self.albums: dict[str, Album] = {}
+        self._int_of: dict[str, int] = {}
+        self._album_of: dict[int, str] = {}
+        self._next_id = 0
+        self._write_lock = threading.Lock()
+        self._closing = threading.Event()
+        self.embedder: Embedder | None = None
+        self.store: AlbumStore | None = None
+        self.cache: EmbeddingCache | None = None
+        self.index: VectorIndex | None = None
+        self.reranker = Reranker() if settings.rerank else None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    @property
+    def model_version(self) -> str:
+        return self.embedder.version if self.embedder else ""
+
+    def load(self) -> None:
+        """Load model, catalog, enrolled albums, cache and index; never raises."""
+        self.load_gate.wait()
+        if self._closing.is_set():
+            return
+        try:
+            self._load()
+        except Exception as exc:  # a bad model or data dir must not kill the process silently
+            if self._closing.is_set():
+                log.info("loading abandoned: shutting down")
+                return
+            log.exception("loading failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.state = "failed"
+            return
+        self.state = "ready"
+        self.metrics.ready.set(1)
+        log.info("ready: %s", self.stats)
+
+    def _load(self) -> None:
+        s = self.settings
+        started = time.perf_counter()
+        # FAISS's OpenMP pool defaults to the host's cores; keep it inside our CPU budget.
+        faiss.omp_set_num_threads(s.threads)
+        embedder = self.embedder = Embedder(s.model, threads=s.threads)
+        info = embedder.info
+        self.metrics.model_info.labels(
+            name=info.name, version=info.version, input_size=str(info.input_size),
+            embedding_dim=str(info.embedding_dim),
+        ).set(1)
+        report = load_catalog(s.catalog)
+        store = self.store = AlbumStore(s.data)
+        deleted = store.deleted_ids()
+        albums = {a.album_id: a for a in report.albums if a.album_id not in deleted}
+        for album in store.albums():
+            albums[album.album_id] = album  # an enrolled album shadows a catalog row
+        cache = self.cache = EmbeddingCache(s.data / "embeddings.sqlite3", info.version,
+                                            embedder.dim)
+        items = list(albums.values())
+        digests = [cache.file_hash(a.image_path) for a in items]
+        vectors, embedded = embed_with_cache(
+            cache, digests, lambda idx: self._embed_files([items[i].image_path for i in idx]),
+            s.embed_batch_size,
+        )
+        usable = np.linalg.norm(vectors, axis=1) > 0
+        for album, ok in zip(items, usable, strict=True):
+            if ok:
+                self._register(album)
+        ids = np.array([self._int_of[a.album_id] for a in self.albums.values()], dtype=np.int64)
+        self.index = VectorIndex.build(ids, vectors[usable].reshape(-1, embedder.dim),
+                                       s.exact_search_limit, s.approx_index)
+        self.metrics.catalog_albums.set(len(self.albums))
+        self.stats = {
+            "albums": len(self.albums), "embedded": embedded, "cached": len(items) - embedded,
+            "skipped_rows": len(report.skipped), "undecodable": int((~usable).sum()),
+            "index": self.index.kind, "load_seconds": round(time.perf_counter() - started, 3),
+        }
+        if self.index.kind != "flat":
+            self._log_recall(ids, vectors[usable])
+
+    def _log_recall(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        assert self.index is not None
+        rng = np.random.default_rng(0)
+        sample = vectors[rng.choice(len(vectors), size=min(200, len(vectors)), replace=False)]
+        recall = recall_at_k(self.index, vectors, ids, sample, 10)
+        self.stats["recall_at_10"] = round(recall, 4)
+        log.info("%s index recall@10 vs exact on %d queries: %.4f", self.index.kind,
+                 len(sample), recall)
+
+    def _embed_files(self, paths: list[Path]) -> np.ndarray:
+        """Decode and embed catalog files; an undecodable file yields a zero row (dropped)."""
+        assert self.embedder is not None
+        if self._closing.is_set():
+            raise RuntimeError("shutting down")
+        out = np.zeros((len(paths), self.embedder.dim), dtype=np.float32)
+        images, rows = [], []
+        for row, path in enumerate(paths):
+            try:
+                images.append(decode_image(path.read_bytes(), self.settings.max_image_pixels)[0])
+                rows.append(row)
+            except (OSError, ValueError) as exc:
+                log.warning("skipping %s: cannot decode (%s)", path, exc)
+        if images:
+            out[rows] = self.embedder.embed_images(images)
+        return out
+
+    def _register(self, album: Album) -> int:
+        iid = self._next_id
+        self._next_id += 1
+        self.albums[album.album_id] = album
+        self._int_of[album.album_id] = iid
+        self._album_of[iid] = album.album_id
+        return iid
+
+    def identify(self, data: bytes, k: int) -> dict[str, Any]:
+        """Decode -> embed -> search -> optional re-rank; returns the response body."""
+        assert self.embedder is not None and self.index is not None
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        image, _ = decode_image(data, self.settings.max_image_pixels)
+        t1 = time.perf_counter()
+        vector = self.embedder.embed_images([image])
+        t2 = time.perf_counter()
+        fetch = max(k, self.settings.rerank_top_k) if self.reranker else k
+        scores, ids = self.index.search(vector, fetch)
+        t3 = time.perf_counter()
+        timings.update(decode=(t1 - t0) * 1e3, embed=(t2 - t1) * 1e3, search=(t3 - t2) * 1e3)
+        found = [
+            (self.albums[aid], float(score))
+            for score, iid in zip(scores[0], ids[0], strict=True)
+            if (aid := self._album_of.get(int(iid))) is not None and aid in self.albums
+        ]
+        if self.reranker and len(found) > 1:
+            top = found[: self.settings.rerank_top_k]
+            order = self.reranker.order(image, [a.image_path for a, _ in top])
+            found = [top[i] for i in order] + found[len(top) :]
+            timings["rerank"] = (time.perf_counter() - t3) * 1e3
+        self.metrics.observe_stages(timings)
+        matches = [
+            {"rank": rank, "album_id": a.album_id, "artist": a.artist, "title": a.title,
+             "score": round(score, 6), "metadata": a.metadata}
+            for rank, (a, score) in enumerate(found[:k], start=1)
+        ]
+        return {"matches": matches, "model_version": self.model_version,
+                "timings_ms": {name: round(ms, 3) for name, ms in timings.items()}}
+
+    def add(self, data: bytes, album_id: str | None, artist: str, title: str,
+            metadata: dict[str, str]) -> Album:
+        """Enrol an album: durable on disk, then searchable; raises AlbumExists."""
+        assert self.embedder and self.store and self.cache and self.index
+        image, suffix = decode_image(data, self.settings.max_image_pixels)
+        vector = self.embedder.embed_images([image])
+        album_id = album_id or uuid.uuid4().hex[:16]
+        with self._write_lock:
+            if album_id in self.albums:
+                raise AlbumExists(album_id)
+            album = self.store.add(album_id, artist, title, metadata, data, suffix)
+            self.cache.put_many([(sha256_bytes(data), vector[0])])
+            self.index.add(np.array([self._register(album)]), vector)
+            self.metrics.catalog_albums.set(len(self.albums))
+        return album
+
+    def delete(self, album_id: str) -> None:
+        """Remove an album durably and from the index; raises AlbumNotFound."""
+        assert self.store and self.index
+        with self._write_lock:
+            if album_id not in self.albums:
+                raise AlbumNotFound(album_id)
+            self.store.delete(album_id)
+            del self.albums[album_id]
+            iid = self._int_of.pop(album_id)
+            self._album_of.pop(iid, None)
+            self.index.remove([iid])
+            self.metrics.catalog_albums.set(len(self.albums))
+
+    def stop_loading(self) -> None:
+        """Ask a load in progress to stop at the next batch (shutdown)."""
+        self._closing.set()
+        self.load_gate.set()
+
+    def close(self) -> None:
+        self.stop_loading()
+        with self._write_lock:
+            for part in (self.store, self.cache):
+                if part is not None:
+                    part.close()

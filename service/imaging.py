@@ -1,0 +1,70 @@
+"""Safe image decoding for untrusted uploads: size limits first, then normalise the mode."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# JPEG draft decoding stops at roughly this side: the model sees 128 px, re-rank 512 px.
+DRAFT_SIDE = 1024
+FORMAT_SUFFIX = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp",
+                 "TIFF": "tiff"}
+
+
+class ImageRejected(ValueError):
+    """The upload is not an image we will decode (message is safe to show the client)."""
+
+
+def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    """Decode ``data`` into an upright RGB or L image; returns (image, format suffix).
+
+    Raises ImageRejected for empty, non-image, truncated, zero-sized or oversized images.
+    """
+    if not data:
+        raise ImageRejected("empty upload")
+    try:
+        img: Image.Image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected("not a recognised image") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("image dimensions exceed the pixel limit") from exc
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise ImageRejected("zero-sized image")
+    # Checked on the header, before a single pixel is decoded: this is the bomb defence.
+    if width * height > max_pixels:
+        raise ImageRejected(f"image is {width}x{height}: over the {max_pixels} pixel limit")
+    suffix = FORMAT_SUFFIX.get(img.format or "", "img")
+    if img.format == "JPEG":
+        img.draft(img.mode if img.mode in ("L", "RGB") else None, (DRAFT_SIDE, DRAFT_SIDE))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+    except (OSError, SyntaxError, ValueError, EOFError, Warning) as exc:
+        raise ImageRejected("truncated or corrupt image data") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("image dimensions exceed the pixel limit") from exc
+    return to_rgb_or_l(img), suffix
+
+
+def to_rgb_or_l(img: Image.Image) -> Image.Image:
+    """Normalise any mode (16-bit, float, CMYK, palette, alpha) to 8-bit RGB or L."""
+    if img.mode in ("RGB", "L"):
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        # 16-bit data would clip to white under a plain convert("L"): map 0..65535 to 0..255;
+        # 32-bit int and float data have no fixed range, so scale by their maximum.
+        top = float(arr.max()) if arr.size else 0.0
+        scale = 1 / 257 if img.mode.startswith("I;16") else (255.0 / top if top > 255 else 1.0)
+        return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")

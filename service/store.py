@@ -1,0 +1,166 @@
+"""Enrolled albums under ``<data>/``: SQLite (WAL, synchronous=FULL) plus image files.
+
+Ordering is what makes a ``kill -9`` safe: an image is written to a temp file, fsynced, renamed
+and its directory fsynced *before* the record commits, so a committed record always has its
+image. A delete removes the record first, then the file. Startup sweeps what a kill left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.catalog import Album, valid_album_id
+
+log = logging.getLogger(__name__)
+
+TMP_PREFIX = ".tmp-"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS albums (
+    album_id TEXT PRIMARY KEY,
+    artist TEXT NOT NULL,
+    title TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    image TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deleted (album_id TEXT PRIMARY KEY);
+"""
+
+
+class AlbumExists(Exception):
+    """The album id is already taken."""
+
+
+@dataclass
+class ReconcileReport:
+    temp_removed: int = 0
+    orphan_images_removed: int = 0
+    records_without_image: int = 0
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AlbumStore:
+    """Durable store of enrolled albums and of deletions of read-only catalog albums."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir)
+        self.images = self.root / "images"
+        self.images.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.root / "albums.sqlite3", check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before it returns, so the 201 that follows is honest.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self.reconcile_report = self._reconcile()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _reconcile(self) -> ReconcileReport:
+        """Remove temp files and images without a record; drop records whose image is gone."""
+        report = ReconcileReport()
+        with self._lock:
+            known = {row[0] for row in self._db.execute("SELECT image FROM albums")}
+            for path in self.images.iterdir():
+                if path.name.startswith(TMP_PREFIX):
+                    path.unlink(missing_ok=True)
+                    report.temp_removed += 1
+                elif path.name not in known:
+                    path.unlink(missing_ok=True)
+                    report.orphan_images_removed += 1
+            for album_id, image in list(self._db.execute("SELECT album_id, image FROM albums")):
+                if not (self.images / image).is_file():
+                    log.error("enrolled album %s lost image %s; record dropped", album_id, image)
+                    self._db.execute("DELETE FROM albums WHERE album_id=?", (album_id,))
+                    report.records_without_image += 1
+            self._db.commit()
+        if report.temp_removed or report.orphan_images_removed or report.records_without_image:
+            log.warning("data dir reconciled: %s", report)
+        fsync_dir(self.images)
+        return report
+
+    def albums(self) -> list[Album]:
+        with self._lock:
+            rows = list(
+                self._db.execute(
+                    "SELECT album_id, artist, title, metadata, image FROM albums ORDER BY created"
+                )
+            )
+        return [
+            Album(aid, artist, title, self.images / image, json.loads(meta), "enrolled")
+            for aid, artist, title, meta, image in rows
+        ]
+
+    def deleted_ids(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT album_id FROM deleted")}
+
+    def add(
+        self, album_id: str, artist: str, title: str, metadata: dict[str, str], image: bytes,
+        suffix: str,
+    ) -> Album:
+        """Write the image durably, then commit the record; raises AlbumExists."""
+        if not valid_album_id(album_id) or not suffix.isalnum():
+            raise ValueError("invalid album id or image suffix")
+        name = f"{album_id}.{suffix}"
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM albums WHERE album_id=?", (album_id,)).fetchone():
+                raise AlbumExists(album_id)
+            self._write_file(self.images / name, image)
+            try:
+                with self._db:
+                    self._db.execute(
+                        "INSERT INTO albums (album_id, artist, title, metadata, image, created) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (album_id, artist, title, json.dumps(metadata), name, time.time()),
+                    )
+                    self._db.execute("DELETE FROM deleted WHERE album_id=?", (album_id,))
+            except sqlite3.Error:
+                (self.images / name).unlink(missing_ok=True)
+                raise
+        return Album(album_id, artist, title, self.images / name, metadata, "enrolled")
+
+    def _write_file(self, final: Path, data: bytes) -> None:
+        tmp = final.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+
+    def delete(self, album_id: str) -> None:
+        """Drop any enrolled record and hide the id from the catalog, in one transaction.
+
+        Record first, then the file: a kill in between leaves an orphan image that startup removes.
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT image FROM albums WHERE album_id=?", (album_id,)
+            ).fetchone()
+            with self._db:
+                self._db.execute("DELETE FROM albums WHERE album_id=?", (album_id,))
+                # The tombstone hides a read-only catalog row of the same id after a restart.
+                self._db.execute(
+                    "INSERT OR IGNORE INTO deleted (album_id) VALUES (?)", (album_id,)
+                )
+            if row is not None:
+                (self.images / row[0]).unlink(missing_ok=True)
+                fsync_dir(self.images)

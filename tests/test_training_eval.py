@@ -1,0 +1,75 @@
+"""Evaluation through the service's embedder and FAISS index, on a tiny generated catalog."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tests.helpers.images import make_catalog  # noqa: E402
+from training.cli import main  # noqa: E402
+from training.export import export_onnx, sidecar  # noqa: E402
+from training.model import EmbeddingNet  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[dict[str, str]]]:
+    root = tmp_path_factory.mktemp("ev")
+    rows = make_catalog(root / "cat", n=8, size=96)
+    torch.manual_seed(0)
+    model_path = export_onnx(EmbeddingNet("tiny"), root / "m.onnx", 32)
+    sidecar(32, 128, "ev-1", {}).write(model_path)
+    return root, model_path, rows
+
+
+def _queries_from(root: Path, rows: list[dict[str, str]], picks: list[tuple[int, str]]) -> Path:
+    """A query set whose images are catalog images themselves (so the answer is certain)."""
+    q = root / "q"
+    (q / "images").mkdir(parents=True, exist_ok=True)
+    with (q / "queries.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "album_id", "level"])
+        for n, (i, level) in enumerate(picks):
+            shutil.copy(root / "cat" / rows[i]["image"], q / "images" / f"{n}.png")
+            w.writerow([f"images/{n}.png", rows[i]["album_id"], level])
+    return q
+
+
+def test_identical_images_rank_first_and_wrong_truth_scores_zero(
+    setup: tuple[Path, Path, list[dict[str, str]]]
+) -> None:
+    from training.evaluate import evaluate
+
+    root, model, rows = setup
+    q = _queries_from(root, rows, [(0, "easy"), (3, "easy"), (5, "hard")])
+    res = evaluate(model, root / "cat", q, threads=1)
+    assert res.scores["easy"] == {"p@1": 1.0, "p@5": 1.0, "n": 2}
+    assert res.scores["all"]["n"] == 3 and res.n_catalog == 8
+    # lie about the truth of one query: it must count as a miss at rank 1
+    text = (q / "queries.csv").read_text().replace(rows[5]["album_id"], rows[6]["album_id"])
+    (q / "queries.csv").write_text(text)
+    assert evaluate(model, root / "cat", q, threads=1).scores["hard"]["p@1"] == 0.0
+
+
+def test_eval_cli_writes_report_scores_and_failure_sheet(
+    setup: tuple[Path, Path, list[dict[str, str]]], tmp_path: Path
+) -> None:
+    root, model, _ = setup
+    qdir = tmp_path / "syn"
+    main(["synth", "--catalog", str(root / "cat"), "--out", str(qdir), "--n", "6",
+          "--level", "all", "--seed", "1"])
+    out = tmp_path / "rep"
+    main(["eval", "--model", str(model), "--catalog", str(root / "cat"), "--queries", str(qdir),
+          "--out", str(out), "--threads", "1"])
+    scores = json.loads((out / "scores.json").read_text())
+    assert [scores[k]["n"] for k in ("easy", "medium", "hard", "all")] == [2, 2, 2, 6]
+    assert all(0.0 <= s["p@1"] <= s["p@5"] <= 1.0 for s in scores.values())
+    assert "| medium | 2 |" in (out / "report.md").read_text()
+    assert (out / "failures.png").exists()
+    assert np.isfinite(scores["all"]["p@1"])

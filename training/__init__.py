@@ -1,0 +1,1 @@
+"""Training, synthetic CCTV queries, evaluation and export for the cratewatch embedder."""

@@ -1,0 +1,275 @@
+"""Two non-learned baselines for the model card: DCT perceptual hash and SIFT + RANSAC.
+
+Both rank the whole catalog for a query and return album ids best first, so they are scored
+with the same P@1/P@5 per difficulty level as the embedder.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from training.catalog import load_catalog, open_cover
+
+Ranking = list[str]
+
+
+class Baseline(Protocol):
+    name: str
+
+    def rank(self, image: Image.Image) -> Ranking:
+        """Catalog album ids, best match first."""
+        ...
+
+
+def to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
+    """uint8 single-channel array from a PIL image or an RGB/gray array."""
+    arr = np.asarray(image.convert("L")) if isinstance(image, Image.Image) else image
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def resize_max_side(gray: np.ndarray, side: int) -> np.ndarray:
+    """Scale so the longer side is ``side`` (area filter down, cubic up)."""
+    h, w = gray.shape[:2]
+    scale = side / max(h, w)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(gray, size, interpolation=interp)
+
+
+# ---------------------------------------------------------------- perceptual hash
+
+
+def phash_bits(image: Image.Image | np.ndarray, hash_size: int = 8) -> np.ndarray:
+    """DCT pHash: low-frequency DCT block of a 32x32 grey image, thresholded at its median."""
+    small = cv2.resize(to_gray(image), (32, 32), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(small.astype(np.float32))[:hash_size, :hash_size]
+    return (low > np.median(low)).ravel()
+
+
+class PHashBaseline:
+    """Rank the catalog by Hamming distance between 64-bit pHashes (ties: catalog order)."""
+
+    name = "phash"
+
+    def __init__(self, ids: Sequence[str], images: Iterable[Image.Image]) -> None:
+        self.ids = list(ids)
+        self.hashes = np.stack([phash_bits(im) for im in images])
+
+    def rank(self, image: Image.Image) -> Ranking:
+        dist = (self.hashes != phash_bits(image)).sum(axis=1)
+        return [self.ids[i] for i in np.argsort(dist, kind="stable")]
+
+
+# ---------------------------------------------------------------- SIFT + RANSAC
+
+
+@dataclass
+class Features:
+    points: np.ndarray  # (n, 2) float32 keypoint positions
+    desc: np.ndarray  # (n, 128) float32 SIFT descriptors
+
+
+def root_sift(desc: np.ndarray) -> np.ndarray:
+    """RootSIFT (Arandjelovic & Zisserman 2012): L1-normalise then sqrt, so L2 ~ Hellinger."""
+    desc = desc.astype(np.float32)
+    desc /= np.abs(desc).sum(axis=1, keepdims=True) + 1e-7
+    return np.sqrt(desc)
+
+
+class SiftBaseline:
+    """RootSIFT matching with Lowe's ratio test, ranked by RANSAC-homography inliers.
+
+    Catalog features are computed once. With ``shortlist`` set, a global FLANN index over all
+    catalog descriptors votes for candidates and only the top ``shortlist`` are verified
+    geometrically (the rest follow by votes); ``shortlist=None`` verifies every cover.
+    """
+
+    name = "sift"
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        images: Iterable[Image.Image],
+        side: int = 320,
+        nfeatures: int = 800,
+        ratio: float = 0.8,
+        shortlist: int | None = 20,
+        ransac_px: float = 5.0,
+    ) -> None:
+        self.ids = list(ids)
+        self.side, self.ratio, self.shortlist, self.ransac_px = side, ratio, shortlist, ransac_px
+        self.sift = cv2.SIFT.create(nfeatures=nfeatures)
+        self.matcher = cv2.BFMatcher(cv2.NORM_L2)
+        self.catalog = [self.features(im) for im in images]
+        self._build_index()
+
+    def features(self, image: Image.Image | np.ndarray) -> Features:
+        """Keypoints and descriptors at a common scale (CCTV crops are upscaled to match)."""
+        gray = resize_max_side(to_gray(image), self.side)
+        kps, desc = self.sift.detectAndCompute(gray, None)
+        pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
+        return Features(pts, np.zeros((0, 128), np.float32) if desc is None else root_sift(desc))
+
+    def _build_index(self) -> None:
+        self.owner = np.concatenate(
+            [np.full(len(f.desc), i, dtype=np.int64) for i, f in enumerate(self.catalog)]
+        )
+        self.index = None
+        if self.shortlist is not None and len(self.owner) >= 2:
+            stacked = np.concatenate([f.desc for f in self.catalog]).astype(np.float32)
+            self.index = cv2.flann.Index(stacked, {"algorithm": 1, "trees": 4})  # kd-tree
+
+    def votes(self, q: Features) -> np.ndarray:
+        """Per-cover count of query descriptors whose nearest catalog neighbour passes the ratio."""
+        votes = np.zeros(len(self.ids), dtype=np.int64)
+        if self.index is None or len(q.desc) == 0:
+            return votes
+        nn, dist = self.index.knnSearch(q.desc, 2, params={"checks": 64})
+        # FLANN returns squared L2, so square the ratio; a 2nd neighbour on the same cover is
+        # not a competing match, so it does not veto.
+        same = self.owner[nn[:, 0]] == self.owner[nn[:, 1]]
+        ok = same | (dist[:, 0] < (self.ratio**2) * dist[:, 1])
+        np.add.at(votes, self.owner[nn[ok, 0]], 1)
+        return votes
+
+    def inliers(self, q: Features, c: Features) -> int:
+        """RANSAC homography inliers among ratio-test matches between query and cover."""
+        if len(q.desc) < 2 or len(c.desc) < 2:
+            return 0
+        pairs = self.matcher.knnMatch(q.desc, c.desc, k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < self.ratio * p[1].distance]
+        if len(good) < 4:
+            return 0
+        src = q.points[[m.queryIdx for m in good]].reshape(-1, 1, 2)
+        dst = c.points[[m.trainIdx for m in good]].reshape(-1, 1, 2)
+        h, mask = cv2.findHomography(src, dst, cv2.RANSAC, self.ransac_px)
+        return 0 if h is None or mask is None else int(mask.sum())
+
+    def rank(self, image: Image.Image) -> Ranking:
+        q = self.features(image)
+        votes = self.votes(q)
+        by_votes = sorted(range(len(self.ids)), key=lambda i: (-votes[i], i))
+        n_check = len(by_votes) if self.shortlist is None else self.shortlist
+        checked, rest = by_votes[:n_check], by_votes[n_check:]
+        inl = {i: self.inliers(q, self.catalog[i]) for i in checked}
+        checked.sort(key=lambda i: (-inl[i], -votes[i], i))
+        return [self.ids[i] for i in checked + rest]
+
+
+BASELINES: dict[str, Callable[..., Baseline]] = {"phash": PHashBaseline, "sift": SiftBaseline}
+
+
+# ---------------------------------------------------------------- queries and scoring
+
+
+@dataclass(frozen=True)
+class QueryItem:
+    path: Path
+    album_id: str
+    level: str
+
+
+_PATH_COLUMNS = ("path", "query", "image", "file", "filename")
+
+
+def _queries_csv(queries_dir: Path) -> Path:
+    for name in ("queries.csv", "ground_truth.csv", "labels.csv"):
+        if (queries_dir / name).is_file():
+            return queries_dir / name
+    found = sorted(queries_dir.glob("*.csv"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"no unique ground-truth CSV in {queries_dir}")
+    return found[0]
+
+
+def read_queries(queries_dir: Path) -> list[QueryItem]:
+    """Query images with ground truth from the query set's CSV (path, album_id[, level])."""
+    csv_path = _queries_csv(queries_dir)
+    with csv_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return []
+    col = next((c for c in _PATH_COLUMNS if c in rows[0]), None)
+    if col is None or "album_id" not in rows[0]:
+        raise ValueError(f"{csv_path}: need a path column ({_PATH_COLUMNS}) and album_id")
+    return [
+        QueryItem(queries_dir / r[col], str(r["album_id"]), r.get("level") or "all") for r in rows
+    ]
+
+
+def precision_at_k(rankings: Sequence[Sequence[str]], truth: Sequence[str], k: int) -> float:
+    """Share of queries whose true album is among the first ``k`` ranked (P@k as in the issue)."""
+    if not truth:
+        return float("nan")
+    hits = sum(t in list(r[:k]) for r, t in zip(rankings, truth, strict=True))
+    return hits / len(truth)
+
+
+def scores_by_level(
+    rankings: Sequence[Sequence[str]], items: Sequence[QueryItem]
+) -> dict[str, dict[str, float]]:
+    """P@1, P@5 and n for each level present, plus ``all``."""
+    order = {"easy": 0, "medium": 1, "hard": 2}
+    levels = sorted({it.level for it in items}, key=lambda lv: (order.get(lv, 3), lv))
+    out = {}
+    for level in [*levels, "all"]:
+        idx = [i for i, it in enumerate(items) if level in ("all", it.level)]
+        ranks = [rankings[i] for i in idx]
+        truth = [items[i].album_id for i in idx]
+        out[level] = {
+            "n": float(len(idx)),
+            "p@1": precision_at_k(ranks, truth, 1),
+            "p@5": precision_at_k(ranks, truth, 5),
+        }
+    return out
+
+
+@dataclass
+class BaselineResult:
+    name: str
+    scores: dict[str, dict[str, float]]
+    query_ms: list[float] = field(default_factory=list)
+    build_s: float = 0.0
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.query_ms) if self.query_ms else float("nan")
+
+
+def evaluate_baseline(
+    name: str,
+    catalog_dir: Path,
+    queries_dir: Path | Sequence[Path],
+    limit: int | None = None,
+    **kwargs: object,
+) -> BaselineResult:
+    """Build baseline ``name`` on the catalog once, rank every query (of one or several query
+    sets, ``limit`` per set), score P@1/P@5 per level."""
+    covers = load_catalog(catalog_dir)
+    t0 = time.perf_counter()
+    baseline: Baseline = BASELINES[name](
+        [c.album_id for c in covers], (open_cover(c) for c in covers), **kwargs
+    )
+    build_s = time.perf_counter() - t0
+    dirs = [queries_dir] if isinstance(queries_dir, Path) else list(queries_dir)
+    items = [it for d in dirs for it in read_queries(d)[:limit]]
+    rankings, times = [], []
+    for it in items:
+        with Image.open(it.path) as im:
+            img = im.convert("RGB")
+        t = time.perf_counter()
+        rankings.append(baseline.rank(img))
+        times.append((time.perf_counter() - t) * 1000)
+    return BaselineResult(name, scores_by_level(rankings, items), times, build_s)

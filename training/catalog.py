@@ -1,0 +1,58 @@
+"""Cover catalogs on disk (albums.csv + images, or a plain folder) and the album-level split."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+_IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+@dataclass(frozen=True)
+class Cover:
+    album_id: str
+    path: Path
+
+
+def load_catalog(catalog_dir: Path) -> list[Cover]:
+    """Covers from ``albums.csv`` (album_id, image) if present, else every image (id = stem)."""
+    csv_path = catalog_dir / "albums.csv"
+    if csv_path.exists():
+        with csv_path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        covers = [Cover(str(r["album_id"]), catalog_dir / r["image"]) for r in rows]
+    else:
+        files = sorted(p for p in catalog_dir.rglob("*") if p.suffix.lower() in _IMAGE_EXT)
+        covers = [Cover(p.stem, p) for p in files]
+    return [c for c in covers if c.path.exists()]
+
+
+def open_cover(cover: Cover) -> Image.Image:
+    with Image.open(cover.path) as im:
+        return im.convert("RGB")
+
+
+def split_albums(ids: list[str], n_test: int, n_val: int, seed: int) -> dict[str, list[str]]:
+    """Album-level split: test and val albums never appear in training, in any form."""
+    if n_test + n_val >= len(ids):
+        raise ValueError("split leaves no training albums")
+    order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    return {
+        "test": sorted(order[:n_test]),
+        "val": sorted(order[n_test : n_test + n_val]),
+        "train": sorted(order[n_test + n_val :]),
+    }
+
+
+def save_split(split: dict[str, list[str]], path: Path) -> None:
+    path.write_text(json.dumps(split, indent=1) + "\n")
+
+
+def load_split(path: Path) -> dict[str, list[str]]:
+    data: dict[str, list[str]] = json.loads(path.read_text())
+    return data

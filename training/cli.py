@@ -1,0 +1,146 @@
+"""`cratewatch-train`: synth, fit, eval, export, quantize."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="write a synthetic CCTV query set with ground truth")
+    p.add_argument("--catalog", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n", type=int, default=5000)
+    p.add_argument("--level", default="medium", choices=["easy", "medium", "hard", "all"])
+    p.add_argument("--occluder", default="paste", choices=["paste", "gligen"])
+    p.add_argument("--gligen-model", type=Path, default=None)
+    p.add_argument("--hands", type=Path, default=None, help="default: <shared>/hands")
+    p.add_argument("--split", type=Path, default=None, help="split.json: only its test albums")
+    p.add_argument("--subset", default="test")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_fit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fit", help="train the embedder (checkpointed, resumable)")
+    p.add_argument("--catalog", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--arch", default="resnet50")
+    p.add_argument("--input-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--p", type=int, default=16)
+    p.add_argument("--k", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--margin", type=float, default=0.2)
+    p.add_argument("--semi-hard-epochs", type=int, default=2)
+    p.add_argument("--n-test", type=int, default=170)
+    p.add_argument("--n-val", type=int, default=50)
+    p.add_argument("--extra-factor", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--budget-minutes", type=float, default=None)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--hands", type=Path, default=None)
+    p.add_argument("--weights", type=Path, default=None, help="local ImageNet state dict")
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--max-steps", type=int, default=None)
+
+
+def _fit(a: argparse.Namespace) -> None:
+    from training.train import Fit, FitConfig
+
+    cfg = FitConfig(
+        catalog=a.catalog, out=a.out, arch=a.arch, input_size=a.input_size, epochs=a.epochs,
+        p=a.p, k=a.k, lr=a.lr, margin=a.margin, semi_hard_epochs=a.semi_hard_epochs,
+        n_test=a.n_test, n_val=a.n_val, extra_factor=a.extra_factor, seed=a.seed,
+        threads=a.threads, workers=a.workers, budget_minutes=a.budget_minutes,
+        max_minutes=a.max_minutes, hands=a.hands, weights=a.weights, resume=not a.no_resume,
+        max_steps=a.max_steps,
+    )
+    Fit(cfg).run()
+
+
+def _add_eval_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="P@1/P@5 per level vs the whole catalog (service code)")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--catalog", type=Path, required=True)
+    p.add_argument("--queries", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=None, help="default: <queries>/eval-<model>")
+    p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("export", help="checkpoint -> ONNX + sidecar, with parity check")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--version", required=True)
+    p = sub.add_parser("quantize", help="static int8 ONNX calibrated on covers + queries")
+    p.add_argument("--model", type=Path, required=True, help="fp32 ONNX with its sidecar")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--catalog", type=Path, required=True)
+    p.add_argument("--split", type=Path, default=None, help="calibrate on its train albums")
+    p.add_argument("--n-covers", type=int, default=96)
+    p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"])
+    p.add_argument("--queries", type=Path, default=None, help="compare P@1 with fp32 on these")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _eval(a: argparse.Namespace) -> None:
+    from training.evaluate import evaluate, write_report
+
+    res = evaluate(a.model, a.catalog, a.queries, a.threads)
+    out = a.out or a.queries / f"eval-{a.model.stem}"
+    print(write_report(res, a.model, a.queries, out, a.catalog).read_text())
+
+
+def _quantize(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from service.modelinfo import ModelInfo
+    from training.catalog import load_catalog, load_split, open_cover
+    from training.paths import shared_data_dir
+    from training.quantize import calibration_batches, quantize_model
+    from training.synth.hands import load_hands
+
+    covers = load_catalog(a.catalog)
+    if a.split is not None:
+        keep = set(load_split(a.split)["train"])
+        covers = [c for c in covers if c.album_id in keep]
+    pick = np.random.default_rng(a.seed).permutation(len(covers))[: a.n_covers]
+    root = shared_data_dir()
+    hands = load_hands(root / "hands") if root and (root / "hands").is_dir() else []
+    info = ModelInfo.for_model(a.model)
+    batches = calibration_batches([open_cover(covers[i]) for i in pick], info, hands, a.seed)
+    quantize_model(a.model, a.out, batches, a.method)
+    print(f"wrote {a.out}")
+    if a.queries is not None:
+        from training.evaluate import evaluate
+
+        for model in (a.model, a.out):
+            s = evaluate(model, a.catalog, a.queries).scores
+            print(model.name, {lv: round(v["p@1"], 4) for lv, v in s.items()})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="cratewatch-train", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _add_synth(sub)
+    _add_fit(sub)
+    _add_eval_export(sub)
+    args = parser.parse_args(argv)
+    if args.cmd == "fit":
+        _fit(args)
+    elif args.cmd == "synth":
+        from training.synth_cmd import run_synth
+
+        run_synth(args)
+    elif args.cmd == "eval":
+        _eval(args)
+    elif args.cmd == "export":
+        from training.export import export_checkpoint
+
+        info = export_checkpoint(args.checkpoint, args.out, args.version)
+        print(f"wrote {args.out}: {info.model_dump_json()}")
+    elif args.cmd == "quantize":
+        _quantize(args)
+
+
+if __name__ == "__main__":
+    main()

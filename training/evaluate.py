@@ -1,0 +1,120 @@
+"""`cratewatch-train eval`: P@1/P@5 per difficulty against the whole catalog, service code path.
+
+Queries are embedded with ``service.embedder.Embedder`` (the service's preprocessing and ONNX
+Runtime) and ranked with ``service.index.VectorIndex`` (the service's FAISS index).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from service.embedder import Embedder
+from service.index import VectorIndex
+from training.catalog import Cover, load_catalog, open_cover
+
+LEVEL_ORDER = {"easy": 0, "medium": 1, "hard": 2}
+
+
+@dataclass(frozen=True)
+class QueryRow:
+    path: Path
+    album_id: str
+    level: str
+
+
+def read_query_set(queries_dir: Path) -> list[QueryRow]:
+    """Rows of ``queries.csv`` written by ``cratewatch-train synth``."""
+    with (queries_dir / "queries.csv").open(newline="") as fh:
+        return [QueryRow(queries_dir / r["path"], r["album_id"], r.get("level") or "all")
+                for r in csv.DictReader(fh)]
+
+
+def embed_covers(embedder: Embedder, covers: list[Cover], batch: int = 64) -> np.ndarray:
+    out = [embedder.embed_images([open_cover(c) for c in covers[i : i + batch]])
+           for i in range(0, len(covers), batch)]
+    return np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
+
+
+def embed_queries(embedder: Embedder, rows: list[QueryRow], batch: int = 64) -> np.ndarray:
+    out = []
+    for i in range(0, len(rows), batch):
+        imgs = []
+        for r in rows[i : i + batch]:
+            with Image.open(r.path) as im:
+                imgs.append(im.copy())
+        out.append(embedder.embed_images(imgs))
+    return np.concatenate(out)
+
+
+def scores_per_level(ranked: list[list[str]], rows: list[QueryRow]) -> dict[str, dict[str, float]]:
+    """P@1, P@5 and n for each level present, plus ``all``."""
+    levels = sorted({r.level for r in rows}, key=lambda lv: (LEVEL_ORDER.get(lv, 3), lv))
+    out: dict[str, dict[str, float]] = {}
+    for level in [*levels, "all"]:
+        idx = [i for i, r in enumerate(rows) if level in ("all", r.level)]
+        hit1 = [rows[i].album_id in ranked[i][:1] for i in idx]
+        hit5 = [rows[i].album_id in ranked[i][:5] for i in idx]
+        out[level] = {"p@1": float(np.mean(hit1)), "p@5": float(np.mean(hit5)), "n": len(idx)}
+    return out
+
+
+@dataclass
+class EvalResult:
+    scores: dict[str, dict[str, float]]
+    ranked: list[list[str]]
+    rows: list[QueryRow]
+    n_catalog: int
+
+
+def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2) -> EvalResult:
+    """Embed the whole catalog and every query; rank with the service's FAISS index."""
+    embedder = Embedder(model, threads=threads)
+    covers = load_catalog(catalog_dir)
+    vectors = embed_covers(embedder, covers)
+    index = VectorIndex.build(np.arange(len(covers), dtype=np.int64), vectors, exact_limit=10**6)
+    rows = read_query_set(queries_dir)
+    _, ids = index.search(embed_queries(embedder, rows), 5)
+    ranked = [[covers[int(j)].album_id for j in row if j >= 0] for row in ids]
+    return EvalResult(scores_per_level(ranked, rows), ranked, rows, len(covers))
+
+
+def failure_sheet(res: EvalResult, catalog_dir: Path, path: Path, limit: int = 24) -> int:
+    """Rows of (query | wrong top-1 | true cover) for the first ``limit`` failures."""
+    by_id = {c.album_id: c for c in load_catalog(catalog_dir)}
+    fails = [i for i, r in enumerate(res.rows) if res.ranked[i][:1] != [r.album_id]][:limit]
+    cell = 96
+    sheet = Image.new("L", (3 * cell * 2, max(1, (len(fails) + 1) // 2) * cell), 255)
+    for n, i in enumerate(fails):
+        x, y = (n % 2) * 3 * cell, (n // 2) * cell
+        with Image.open(res.rows[i].path) as q:
+            sheet.paste(q.convert("L").resize((cell, cell)), (x, y))
+        if res.ranked[i]:
+            sheet.paste(open_cover(by_id[res.ranked[i][0]]).convert("L").resize((cell, cell)),
+                        (x + cell, y))
+        sheet.paste(open_cover(by_id[res.rows[i].album_id]).convert("L").resize((cell, cell)),
+                    (x + 2 * cell, y))
+    sheet.save(path)
+    return len(fails)
+
+
+def write_report(res: EvalResult, model: Path, queries_dir: Path, out_dir: Path,
+                 catalog_dir: Path) -> Path:
+    """``report.md`` + ``scores.json`` + ``failures.png`` in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "scores.json").write_text(json.dumps(res.scores, indent=1) + "\n")
+    n_fail = failure_sheet(res, catalog_dir, out_dir / "failures.png")
+    lines = [f"# Evaluation of `{model}`", "",
+             f"Queries: `{queries_dir}`; catalog: {res.n_catalog} covers (`{catalog_dir}`).", "",
+             "| level | n | P@1 | P@5 |", "|---|---|---|---|"]
+    for level, s in res.scores.items():
+        lines.append(f"| {level} | {int(s['n'])} | {s['p@1']:.3f} | {s['p@5']:.3f} |")
+    lines += ["", f"`failures.png`: first {n_fail} misses (query | predicted top-1 | truth)."]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,1 @@
+"""Synthetic shop-floor CCTV queries made from clean cover images."""
