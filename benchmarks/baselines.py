@@ -13,6 +13,7 @@ import argparse
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--side", type=int, default=320, help="SIFT working size (longer side)")
     p.add_argument("--nfeatures", type=int, default=800, help="SIFT keypoints per image")
     p.add_argument("--only", choices=["phash", "sift"], default=None)
+    p.add_argument(
+        "--prep", action="append", default=[], help="command that made a query set (for the report)"
+    )
     return p.parse_args(argv)
 
 
@@ -51,17 +55,30 @@ def _table(results: list[BaselineResult]) -> list[str]:
     ]
     for r in results:
         for level, s in r.scores.items():
-            # timings are over the whole query set, so they sit on the "all" row only
-            ms = f"{r.median_ms:.1f} | {_p90(r.query_ms):.1f}" if level == "all" else "– | –"
+            t = r.ms_for(level)
+            ms = f"{statistics.median(t):.1f} | {_p90(t):.1f}" if t else "– | –"
             lines.append(
                 f"| {r.name} | {level} | {int(s['n'])} | {s['p@1']:.3f} | {s['p@5']:.3f} | {ms} |"
             )
     return lines
 
 
-def _report(a: argparse.Namespace, catalog: Path, results: list[BaselineResult]) -> str:
+def _own_args(argv: list[str]) -> list[str]:
+    """The command line minus ``--prep CMD`` pairs (those are listed on their own)."""
+    out, skip = [], False
+    for x in argv:
+        if skip or x == "--prep":
+            skip = not skip
+            continue
+        out.append(x)
+    return out
+
+
+def _report(
+    a: argparse.Namespace, argv: list[str], catalog: Path, results: list[BaselineResult]
+) -> str:
     cmd = " ".join(
-        shlex.quote(x) for x in [".venv/bin/python", "benchmarks/baselines.py", *sys.argv[1:]]
+        shlex.quote(x) for x in [".venv/bin/python", "benchmarks/baselines.py", *_own_args(argv)]
     )
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [
@@ -88,6 +105,7 @@ def _report(a: argparse.Namespace, catalog: Path, results: list[BaselineResult])
         "",
         "Reproduce:",
         "",
+        *[f"    {c}" for c in a.prep],
         f"    {cmd}",
         "",
     ]
@@ -95,6 +113,7 @@ def _report(a: argparse.Namespace, catalog: Path, results: list[BaselineResult])
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     a = _args(argv)
     cv2.setNumThreads(a.threads)
     catalog = a.catalog or require_shared("covers")
@@ -115,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         results.append(res)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(_report(a, catalog, results))
+    a.out.write_text(_report(a, argv, catalog, results))
     print(f"wrote {a.out}")
 
 

@@ -212,7 +212,10 @@ class Engine:
             if album_id not in self.albums:
                 raise AlbumNotFound(album_id)
             self.store.delete(album_id)
-            del self.albums[album_id]
+            album = self.albums.pop(album_id)
+            if self.reranker is not None:
+                # Re-enrolling the id later may write a different image to the same path.
+                self.reranker.forget(album.image_path)
             iid = self._int_of.pop(album_id)
             self._album_of.pop(iid, None)
             self.index.remove([iid])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import math
 from pathlib import Path
 
@@ -79,8 +80,8 @@ def test_sift_ranks_a_rotated_scaled_cropped_copy_first(
 def test_sift_inliers_separate_match_from_non_match(covers: list[Image.Image]) -> None:
     sift = SiftBaseline(_ids(), covers, shortlist=None)
     for i in range(N_COVERS):
-        q = sift.features(rotated_scaled_cropped(covers[i]))
-        counts = [sift.inliers(q, c) for c in sift.catalog]
+        q = sift.verifier.features(rotated_scaled_cropped(covers[i]))
+        counts = [sift.verifier.inliers(q, c) for c in sift.catalog]
         own = counts.pop(i)
         # shared glyphs and shapes give other covers a few chance inliers, never many
         assert own >= 40 and own > 3 * max(counts)
@@ -161,3 +162,19 @@ def test_read_queries_rejects_a_csv_without_ground_truth(tmp_path: Path) -> None
     (tmp_path / "queries.csv").write_text("path,level\nq.png,easy\n")
     with pytest.raises(ValueError, match="album_id"):
         read_queries(tmp_path)
+
+
+def test_benchmark_script_writes_the_report(tmp_path: Path, covers: list[Image.Image]) -> None:
+    cat, qdir = _write_set(tmp_path, covers)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "baselines.py"
+    spec = importlib.util.spec_from_file_location("bench_baselines", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "report.md"
+    argv = ["--catalog", str(cat), "--queries", str(qdir), "--out", str(out), "--shortlist", "2"]
+    bench.main([*argv, "--prep", "make the queries"])
+    text = out.read_text()
+    assert "| sift | all | 5 | 1.000 | 1.000 |" in text
+    assert "| phash | easy | 3 |" in text and "| phash | medium | 2 |" in text
+    assert "    make the queries\n" in text and "--prep" not in text

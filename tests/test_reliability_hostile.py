@@ -1,4 +1,4 @@
-"""Hostile images (tests/hostile.py) against the real app: identify the odd-but-valid, refuse the rest.
+"""Hostile images (tests/hostile.py) vs the real app: identify the odd-but-valid, refuse the rest.
 
 In-process through the lifespan for the corpus; a real ``cratewatch serve`` for slow uploads.
 """
@@ -10,7 +10,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -103,15 +103,14 @@ def test_malformed_images_get_4xx_json(hostile_client: TestClient, name: str, ro
     assert hostile_client.get(f"/catalog/{album_id}").status_code == 404
 
 
-def test_pixel_limit_is_a_setting(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> None:
+def test_pixel_limit_is_a_setting(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     """A real, fully valid 2000x2000 PNG of a few KB: fine by default, refused under a low limit."""
     bomb = real_pixel_bomb(2000)
     assert len(bomb) < 100_000
-    base = {"catalog": catalog_dir, "model": tiny_model, "threads": 1}
-    with app_client(Settings(**base, data=tmp_path / "a")) as client:
+    with app_client(make_settings(data=tmp_path / "a")) as client:
         r = client.post("/identify", files={"image": ("b.png", bomb, "image/png")})
         assert r.status_code == 200
-    with app_client(Settings(**base, data=tmp_path / "b", max_image_pixels=1_000_000)) as client:
+    with app_client(make_settings(data=tmp_path / "b", max_image_pixels=1_000_000)) as client:
         r = client.post("/identify", files={"image": ("b.png", bomb, "image/png")})
         assert r.status_code == 422 and "pixel limit" in r.json()["detail"]
         assert _top(client, new_cover_png(1)) is not None

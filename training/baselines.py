@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from service.rerank import GeometricVerifier, LocalFeatures, to_gray
 from training.catalog import load_catalog, open_cover
 
 Ranking = list[str]
@@ -29,23 +30,6 @@ class Baseline(Protocol):
     def rank(self, image: Image.Image) -> Ranking:
         """Catalog album ids, best match first."""
         ...
-
-
-def to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
-    """uint8 single-channel array from a PIL image or an RGB/gray array."""
-    arr = np.asarray(image.convert("L")) if isinstance(image, Image.Image) else image
-    if arr.ndim == 3:
-        arr = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2GRAY)
-    return np.ascontiguousarray(arr, dtype=np.uint8)
-
-
-def resize_max_side(gray: np.ndarray, side: int) -> np.ndarray:
-    """Scale so the longer side is ``side`` (area filter down, cubic up)."""
-    h, w = gray.shape[:2]
-    scale = side / max(h, w)
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(gray, size, interpolation=interp)
 
 
 # ---------------------------------------------------------------- perceptual hash
@@ -75,19 +59,6 @@ class PHashBaseline:
 # ---------------------------------------------------------------- SIFT + RANSAC
 
 
-@dataclass
-class Features:
-    points: np.ndarray  # (n, 2) float32 keypoint positions
-    desc: np.ndarray  # (n, 128) float32 SIFT descriptors
-
-
-def root_sift(desc: np.ndarray) -> np.ndarray:
-    """RootSIFT (Arandjelovic & Zisserman 2012): L1-normalise then sqrt, so L2 ~ Hellinger."""
-    desc = desc.astype(np.float32)
-    desc /= np.abs(desc).sum(axis=1, keepdims=True) + 1e-7
-    return np.sqrt(desc)
-
-
 class SiftBaseline:
     """RootSIFT matching with Lowe's ratio test, ranked by RANSAC-homography inliers.
 
@@ -109,18 +80,14 @@ class SiftBaseline:
         ransac_px: float = 5.0,
     ) -> None:
         self.ids = list(ids)
-        self.side, self.ratio, self.shortlist, self.ransac_px = side, ratio, shortlist, ransac_px
-        self.sift = cv2.SIFT.create(nfeatures=nfeatures)
-        self.matcher = cv2.BFMatcher(cv2.NORM_L2)
-        self.catalog = [self.features(im) for im in images]
+        self.shortlist = shortlist
+        # The service's re-rank verifier: one geometric check, so this baseline's figures
+        # describe the service's optional re-rank stage too.
+        self.verifier = GeometricVerifier(side=side, n_features=nfeatures, ratio=ratio,
+                                          ransac_px=ransac_px)
+        self.ratio = ratio
+        self.catalog = [self.verifier.features(im) for im in images]
         self._build_index()
-
-    def features(self, image: Image.Image | np.ndarray) -> Features:
-        """Keypoints and descriptors at a common scale (CCTV crops are upscaled to match)."""
-        gray = resize_max_side(to_gray(image), self.side)
-        kps, desc = self.sift.detectAndCompute(gray, None)
-        pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
-        return Features(pts, np.zeros((0, 128), np.float32) if desc is None else root_sift(desc))
 
     def _build_index(self) -> None:
         self.owner = np.concatenate(
@@ -131,12 +98,12 @@ class SiftBaseline:
             stacked = np.concatenate([f.desc for f in self.catalog]).astype(np.float32)
             self.index = cv2.flann.Index(stacked, {"algorithm": 1, "trees": 4})  # kd-tree
 
-    def votes(self, q: Features) -> np.ndarray:
+    def votes(self, q: LocalFeatures) -> np.ndarray:
         """Per-cover count of query descriptors whose nearest catalog neighbour passes the ratio."""
         votes = np.zeros(len(self.ids), dtype=np.int64)
         if self.index is None or len(q.desc) == 0:
             return votes
-        nn, dist = self.index.knnSearch(q.desc, 2, params={"checks": 64})
+        nn, dist = self.index.knnSearch(q.desc.astype(np.float32), 2, params={"checks": 64})
         # FLANN returns squared L2, so square the ratio; a 2nd neighbour on the same cover is
         # not a competing match, so it does not veto.
         same = self.owner[nn[:, 0]] == self.owner[nn[:, 1]]
@@ -144,26 +111,13 @@ class SiftBaseline:
         np.add.at(votes, self.owner[nn[ok, 0]], 1)
         return votes
 
-    def inliers(self, q: Features, c: Features) -> int:
-        """RANSAC homography inliers among ratio-test matches between query and cover."""
-        if len(q.desc) < 2 or len(c.desc) < 2:
-            return 0
-        pairs = self.matcher.knnMatch(q.desc, c.desc, k=2)
-        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < self.ratio * p[1].distance]
-        if len(good) < 4:
-            return 0
-        src = q.points[[m.queryIdx for m in good]].reshape(-1, 1, 2)
-        dst = c.points[[m.trainIdx for m in good]].reshape(-1, 1, 2)
-        h, mask = cv2.findHomography(src, dst, cv2.RANSAC, self.ransac_px)
-        return 0 if h is None or mask is None else int(mask.sum())
-
     def rank(self, image: Image.Image) -> Ranking:
-        q = self.features(image)
+        q = self.verifier.features(image)
         votes = self.votes(q)
         by_votes = sorted(range(len(self.ids)), key=lambda i: (-votes[i], i))
         n_check = len(by_votes) if self.shortlist is None else self.shortlist
         checked, rest = by_votes[:n_check], by_votes[n_check:]
-        inl = {i: self.inliers(q, self.catalog[i]) for i in checked}
+        inl = {i: self.verifier.inliers(q, self.catalog[i]) for i in checked}
         checked.sort(key=lambda i: (-inl[i], -votes[i], i))
         return [self.ids[i] for i in checked + rest]
 
@@ -242,6 +196,15 @@ class BaselineResult:
     scores: dict[str, dict[str, float]]
     query_ms: list[float] = field(default_factory=list)
     build_s: float = 0.0
+    query_levels: list[str] = field(default_factory=list)  # level of each query_ms entry
+
+    def ms_for(self, level: str) -> list[float]:
+        """Per-query times of one level (``all``: every query)."""
+        return [
+            t
+            for t, lv in zip(self.query_ms, self.query_levels, strict=True)
+            if level in ("all", lv)
+        ]
 
     @property
     def median_ms(self) -> float:
@@ -272,4 +235,5 @@ def evaluate_baseline(
         t = time.perf_counter()
         rankings.append(baseline.rank(img))
         times.append((time.perf_counter() - t) * 1000)
-    return BaselineResult(name, scores_by_level(rankings, items), times, build_s)
+    levels = [it.level for it in items]
+    return BaselineResult(name, scores_by_level(rankings, items), times, build_s, levels)

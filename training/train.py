@@ -198,7 +198,7 @@ class Fit:
             self.seconds, t_last = self.seconds + now - t_last, now
             losses.append(loss.item())
             active.append(len(trip[0]) / len(labels))
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
             if time.time() > deadline or (cfg.max_steps and self.step >= cfg.max_steps):
                 # interrupted: the epoch is redone on resume (the step count carries on)
                 return False, self._stats(losses, active, t0)

@@ -64,7 +64,8 @@ async def get_album_image(engine: EngineDep, album_id: AlbumId) -> FileResponse:
 
 
 @router.post("/add", status_code=201, response_model=Created, dependencies=[WriteAccess],
-             responses={401: {"model": ErrorOut}, 409: {"model": ErrorOut},
+             responses={400: {"model": ErrorOut, "description": "malformed multipart body"},
+                        401: {"model": ErrorOut}, 409: {"model": ErrorOut},
                         413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
 async def add_album(
     request: Request,

@@ -12,6 +12,7 @@ from service.api.schemas import ErrorOut, IdentifyResponse
 router = APIRouter(tags=["identify"])
 
 ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorOut, "description": "malformed multipart body"},
     413: {"model": ErrorOut, "description": "body over max_upload_bytes"},
     422: {"model": ErrorOut, "description": "not a usable image, or bad parameters"},
     503: {"model": ErrorOut, "description": "loading, or too many requests in flight"},
