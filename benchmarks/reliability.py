@@ -59,6 +59,10 @@ def render(crash: dict[str, Any], fuzz: dict[str, Any], shed: dict[str, Any], su
         **{f"fuzz_{k}": v for k, v in fuzz.items() if k != "by_status"},
         shed_requests=shed["requests"], shed_clients=shed["clients"],
         shed_limit=shed["max_inflight"],
+        model_gap=("- The load table was measured with the tiny test embedder (no bundled model "
+                   "yet): it shows the service's overhead, not a real network's; rerun "
+                   "`benchmarks/load.py` once `models/cratewatch-embedder.onnx` exists.\n"
+                   if "tiny" in load else ""),
     )
 
 

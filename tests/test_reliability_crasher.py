@@ -1,7 +1,8 @@
 """Crasher (qdrant-crasher style): SIGKILL the server at random moments while a writer enrols and
 deletes albums; no acknowledged write is ever lost and nothing is left half-present.
 
-Bounded: KILLS SIGKILLs, each after a random 0.3-2 s of writing. Figures are printed, and written
+Bounded: KILLS SIGKILLs, each after a random 0.3-2 s of writing, plus one while starting up
+after every fourth, and a last one with planted leftovers. Figures are printed, and written
 as JSON to ``$CRATEWATCH_RELIABILITY_OUT/crasher.json`` when that variable is set.
 """
 
@@ -141,15 +142,21 @@ def test_crasher(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = LiveServer(catalog_dir, data, tiny_model, tmp_path / "logs")
     rng = random.Random(5)
-    half_present_on_disk = 0
+    half_present_on_disk = startup_kills = 0
     server.start()
     writer = Writer(server)
     writer.start()
     try:
-        for _ in range(KILLS):
+        for n in range(KILLS):
             time.sleep(rng.uniform(0.3, 2.0))
             server.kill()
             half_present_on_disk += _no_record_without_image(data)
+            if n % 4 == 3:  # now and then, also kill it while it starts up and reconciles
+                server.start(wait_ready=False)
+                time.sleep(rng.uniform(0.0, 0.8))
+                server.kill()
+                startup_kills += 1
+                half_present_on_disk += _no_record_without_image(data)
             server.start()  # raises with the log if a restart fails or never gets ready
     finally:
         writer.stop.set()
@@ -182,7 +189,8 @@ def test_crasher(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> None:
     records = _records(data)
     files = {p.name for p in (data / "images").iterdir()}
     figures = {
-        "kills": KILLS + 1, "restarts": server.starts - 1, "albums_acknowledged": len(ledger.acked),
+        "kills": KILLS + 1 + startup_kills, "kills_during_startup": startup_kills,
+        "restarts": server.starts - 1, "albums_acknowledged": len(ledger.acked),
         "deletes_acknowledged": len(ledger.deleted), "in_doubt": len(ledger.in_doubt_add)
         + len(ledger.in_doubt_delete), "albums_lost": len(lost),
         "deleted_resurrected": len(resurrected), "half_present": half_present_on_disk,

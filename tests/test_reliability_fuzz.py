@@ -71,7 +71,7 @@ schema = schemathesis.openapi.from_dict(
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_api_conforms_and_never_5xx(case: schemathesis.Case, fuzz_client: asgi.ASGIClient,
                                     fuzz_tally: Counter[str]) -> None:

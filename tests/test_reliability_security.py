@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -135,3 +136,30 @@ def test_make_run_warns_when_writes_are_open(tmp_path: Path, key: str | None) ->
     assert "stub cratewatch serve" in out.stdout
     assert ("WARNING: CRATEWATCH_API_KEY is not set" in out.stdout) == (key is None)
     assert KEY not in out.stdout + out.stderr
+
+
+SECRET_PATTERNS = [
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key id
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub tokens
+]
+# A literal API key assigned in config, compose, k8s or docs (tests use throwaway keys).
+KEY_ASSIGNED = re.compile(r"CRATEWATCH_API_KEY\s*[=:]\s*['\"]?[A-Za-z0-9_\-]{8,}")
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
+                    reason="needs a git checkout")
+def test_no_secrets_in_the_repo() -> None:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    files = [ROOT / name for name in listed.splitlines()]
+    assert ".env" not in listed.splitlines(), ".env must never be committed"
+    hits = []
+    for path in files:
+        if not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        text = path.read_text(errors="ignore")
+        patterns = SECRET_PATTERNS if path.is_relative_to(ROOT / "tests") else [
+            *SECRET_PATTERNS, KEY_ASSIGNED]
+        hits += [f"{path.relative_to(ROOT)}: {p.pattern}" for p in patterns if p.search(text)]
+    assert hits == []

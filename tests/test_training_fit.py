@@ -75,3 +75,12 @@ def test_deadline_stops_mid_epoch_with_a_checkpoint(tmp_path: Path) -> None:
     fit = Fit(_config(tmp_path, max_minutes=0.0))
     assert fit.run() == []
     assert fit.step == 1 and (tmp_path / "run" / "last.pt").exists()
+
+
+def test_bf16_autocast_trains_and_keeps_fp32_weights(tmp_path: Path) -> None:
+    fit = Fit(_config(tmp_path, bf16=True, epochs=1))
+    before = [p.detach().clone() for p in fit.model.parameters()]
+    rows = fit.run()
+    assert len(rows) == 1 and fit.step == 5
+    assert all(p.dtype == torch.float32 for p in fit.model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, fit.model.parameters(), strict=True))

@@ -39,6 +39,7 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--budget-minutes", type=float, default=None)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with avx512_bf16/AMX)")
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--hands", type=Path, default=None)
     p.add_argument("--weights", type=Path, default=None, help="local ImageNet state dict")
@@ -54,7 +55,8 @@ def _fit(a: argparse.Namespace) -> None:
         p=a.p, k=a.k, lr=a.lr, margin=a.margin, semi_hard_epochs=a.semi_hard_epochs,
         n_test=a.n_test, n_val=a.n_val, extra_factor=a.extra_factor, seed=a.seed,
         threads=a.threads, workers=a.workers, budget_minutes=a.budget_minutes,
-        max_minutes=a.max_minutes, hands=a.hands, weights=a.weights, resume=not a.no_resume,
+        max_minutes=a.max_minutes, bf16=a.bf16, hands=a.hands, weights=a.weights,
+        resume=not a.no_resume,
         max_steps=a.max_steps,
     )
     Fit(cfg).run()
