@@ -63,8 +63,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     max_inflight: int = Field(default=32, ge=1, description="identify in flight before 503")
     request_timeout_s: float = Field(default=30.0, gt=0, description="deadline for a body")
-    rerank: bool = Field(default=False, description="geometric re-rank of the top-K")
+    rerank: bool = Field(default=True, description="geometric re-rank of the top-K")
     rerank_top_k: int = Field(default=10, ge=2, le=50)
+    rerank_accept_inliers: int = Field(
+        default=40, ge=0, description="stop re-ranking at a candidate with this many inliers")
+    rerank_cache: int = Field(default=1024, ge=1, description="catalog covers' features kept")
     exact_search_limit: int = Field(default=100_000, ge=1, description="flat index up to this")
     approx_index: Literal["hnsw", "ivf"] = Field(default="hnsw")
     embed_batch_size: int = Field(default=32, ge=1)

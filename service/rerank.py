@@ -24,6 +24,7 @@ N_FEATURES = 800
 RATIO = 0.8
 RANSAC_PX = 5.0
 MIN_INLIERS = 12  # fewer is noise (shared fonts, logos, barcodes): keep the embedding's order
+ACCEPT_INLIERS = 40  # this many is a sure match: stop verifying further candidates (0 = never)
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,16 @@ class GeometricVerifier:
 class Reranker:
     """Reorders the embedding's top-K by geometric evidence; catalog features in an LRU cache.
 
-    The cache is bounded (about 200 KB an album) because a 100k catalog's features would not
-    fit in memory; the albums people actually browse stay hot.
+    The cache is bounded (about 200 KB an album, so the default 1024 is ~210 MB) because a
+    100k catalog's features would not fit in memory; the albums people browse stay hot.
     """
 
-    def __init__(self, cache_size: int = 2048, verifier: GeometricVerifier | None = None) -> None:
+    def __init__(self, cache_size: int = 1024, verifier: GeometricVerifier | None = None,
+                 accept_inliers: int = ACCEPT_INLIERS) -> None:
         self.verifier = verifier or GeometricVerifier()
+        self.accept_inliers = accept_inliers
         self._cache: OrderedDict[Path, LocalFeatures] = OrderedDict()
-        self._cache_size = cache_size
+        self.cache_size = cache_size
         self._lock = threading.Lock()
 
     def _candidate(self, path: Path) -> LocalFeatures | None:
@@ -112,9 +115,13 @@ class Reranker:
             return None
         with self._lock:
             self._cache[path] = feats
-            while len(self._cache) > self._cache_size:
+            while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return feats
+
+    def warm(self, path: Path) -> None:
+        """Compute and cache one catalog cover's features ahead of the first query."""
+        self._candidate(path)
 
     def forget(self, path: Path) -> None:
         """Drop a cached candidate (its album was deleted or replaced)."""
@@ -123,12 +130,19 @@ class Reranker:
 
     def order(self, query: Image.Image, paths: list[Path]) -> list[int]:
         """Positions of ``paths`` reordered: verified candidates (>= MIN_INLIERS) first by
-        inlier count, then the rest in the embedding's order."""
+        inlier count, then the rest in the embedding's order.
+
+        Candidates are checked in the embedding's order and checking stops at the first one
+        with ``accept_inliers``: such a count does not happen by chance, and with a good
+        embedding the true cover is usually first, so most queries cost one verification.
+        """
         q = self.verifier.features(query)
-        counts = []
-        for p in paths:
+        counts = [0] * len(paths)
+        for i, p in enumerate(paths):
             cand = self._candidate(p)
-            counts.append(0 if cand is None else self.verifier.inliers(q, cand))
+            counts[i] = 0 if cand is None else self.verifier.inliers(q, cand)
+            if self.accept_inliers and counts[i] >= self.accept_inliers:
+                break
         verified = sorted((i for i, n in enumerate(counts) if n >= MIN_INLIERS),
                           key=lambda i: (-counts[i], i))
         return verified + [i for i in range(len(paths)) if counts[i] < MIN_INLIERS]

@@ -39,7 +39,7 @@ def _hits(settings: Settings, views: list[tuple[str, bytes]]) -> tuple[int, set[
 def test_rerank_never_worse_than_embedding(make_settings: Callable[..., Settings],
                                            catalog_dir: Path, tmp_path: Path) -> None:
     views = _views(catalog_dir, 30)
-    plain, plain_stages = _hits(make_settings(data=tmp_path / "a"), views)
+    plain, plain_stages = _hits(make_settings(data=tmp_path / "a", rerank=False), views)
     reranked, stages = _hits(make_settings(data=tmp_path / "b", rerank=True, rerank_top_k=10),
                              views)
     assert "rerank" in stages and "rerank" not in plain_stages

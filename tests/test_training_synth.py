@@ -106,3 +106,20 @@ def test_synth_cli_writes_queries_truth_and_sheet(tmp_path: Path) -> None:
             assert im.mode == "L" and min(im.size) == min(int(r["width"]), int(r["height"]))
     with Image.open(out / "contact_sheet.png") as sheet:
         assert sheet.width > 0
+
+
+@pytest.mark.filterwarnings("ignore:Accessing config attribute:FutureWarning")
+def test_gligen_backend_occludes_its_box(tmp_path: Path) -> None:
+    """The real GLIGEN code path on the tiny random pipeline the GLIGEN tests build."""
+    pytest.importorskip("diffusers")
+    from tests.test_gligen import build_tiny_gligen
+    from training.synth.gligen import GligenOccluder
+
+    occluder = GligenOccluder(build_tiny_gligen(tmp_path / "gligen"), steps=2)
+    synth = QuerySynth("medium", occluder="gligen", gligen=occluder, work_size=64)
+    synth.params = dataclasses.replace(synth.params, occluded_prob=1.0)
+    cover = cover_array(covers(1)[0], 64)
+    a = synth(cover, np.random.default_rng(5))
+    b = synth(cover, np.random.default_rng(5))
+    assert a.occluders == ["gligen"] and 0.0 < a.occluded_fraction < 1.0
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))

@@ -79,7 +79,9 @@ def run_synth(a: argparse.Namespace) -> None:
         root = shared_data_dir()
         hands_dir = root / "hands" if root and (root / "hands").is_dir() else None
     hands = load_hands(hands_dir) if hands_dir else []
-    synths = {lv: QuerySynth(lv, hands=hands, occluder=a.occluder, gligen_model=a.gligen_model)
-              for lv in levels}
+    first = QuerySynth(levels[0], hands=hands, occluder=a.occluder, gligen_model=a.gligen_model)
+    # one GLIGEN pipeline for all levels: loading it is the slow part
+    synths = {lv: QuerySynth(lv, hands=hands, occluder=a.occluder, gligen=first.gligen,
+                             gligen_model=a.gligen_model) for lv in levels}
     path = write_queries(covers, a.out, a.n, levels, a.seed, synths)
     print(f"wrote {a.n} queries of {len(covers)} covers to {path}")

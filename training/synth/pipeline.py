@@ -51,6 +51,7 @@ class QuerySynth:
         occluder: str = "paste",
         gligen_model: Path | None = None,
         work_size: int = WORK_SIZE,
+        gligen: Any = None,
     ) -> None:
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; choose from {sorted(LEVELS)}")
@@ -60,14 +61,14 @@ class QuerySynth:
         self.params: CameraParams = LEVELS[level]
         self.hands = hands if hands is not None else (load_hands(hands_dir) if hands_dir else [])
         self.work_size = work_size
-        self._gligen: Any = None
-        if occluder == "gligen":
+        self.gligen: Any = gligen  # an already loaded GligenOccluder may be shared by levels
+        if occluder == "gligen" and self.gligen is None:
             if gligen_model is None:
                 raise ValueError("occluder 'gligen' needs gligen_model (a local checkpoint dir)")
             # Imported lazily: diffusers is heavy and only this backend needs it.
             from training.synth.gligen import GligenOccluder
 
-            self._gligen = GligenOccluder(gligen_model)
+            self.gligen = GligenOccluder(gligen_model)
 
     def __call__(self, cover: Image.Image | np.ndarray, rng: np.random.Generator) -> Query:
         arr = cover if isinstance(cover, np.ndarray) else cover_array(cover, self.work_size)
@@ -85,11 +86,14 @@ class QuerySynth:
         self, arr: np.ndarray, occ: np.ndarray, target: float, rng: np.random.Generator
     ) -> tuple[np.ndarray, list[str]]:
         """Add occluders until about ``target`` of the sleeve is hidden, never far beyond it."""
-        if self._gligen is not None:
-            img = self._gligen(Image.fromarray(arr), rng)
+        if self.gligen is not None:
+            img = self.gligen(Image.fromarray(arr), rng)
             out = np.asarray(img.convert("RGB").resize(arr.shape[1::-1]))
-            changed = np.abs(out.astype(np.int16) - arr.astype(np.int16)).max(axis=2) > 12
-            occ |= changed
+            box = getattr(self.gligen, "last_box", None)  # (x0, y0, x1, y1): the inpainted box
+            if box is not None:
+                occ[box[1] : box[3], box[0] : box[2]] = True
+            else:
+                occ |= np.abs(out.astype(np.int16) - arr.astype(np.int16)).max(axis=2) > 12
             return out.copy(), ["gligen"]
         names: list[str] = []
         cap = min(0.6, target + 0.1)

@@ -1,0 +1,103 @@
+"""Re-rank benchmark: P@1/P@5 and latency of the live identify path, with and without re-rank.
+
+    .venv/bin/python benchmarks/rerank.py --queries runs/queries-heldout-medium \
+        --catalog ../shared/data/covers --top-k 10 20
+
+Runs the service's own ``Engine`` (decode -> embed -> FAISS -> optional geometric re-rank) on
+every query of a ``cratewatch-train synth`` set, so the figures are exactly what ``/identify``
+returns; only HTTP is left out. Writes ``benchmarks/reports/rerank.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service.config import Settings  # noqa: E402
+from service.engine import Engine  # noqa: E402
+from service.metrics import Metrics  # noqa: E402
+
+
+def read_queries(queries: Path) -> list[tuple[Path, str, str]]:
+    with (queries / "queries.csv").open(newline="") as fh:
+        return [(queries / r["path"], r["album_id"], r.get("level") or "all")
+                for r in csv.DictReader(fh)]
+
+
+def run(settings: Settings, rows: list[tuple[Path, str, str]]) -> dict[str, float]:
+    """P@1, P@5 and median/p90 per-stage milliseconds over ``rows``."""
+    engine = Engine(settings, Metrics())
+    engine.load()
+    if not engine.ready:
+        raise SystemExit(f"engine failed to load: {engine.error}")
+    hit1 = hit5 = 0
+    stages: dict[str, list[float]] = {}
+    for path, album_id, _ in rows:
+        body = engine.identify(path.read_bytes(), 5)
+        ids = [m["album_id"] for m in body["matches"]]
+        hit1 += ids[:1] == [album_id]
+        hit5 += album_id in ids
+        for stage, ms in body["timings_ms"].items():
+            stages.setdefault(stage, []).append(ms)
+        stages.setdefault("total", []).append(sum(body["timings_ms"].values()))
+    engine.close()
+    out = {"p@1": hit1 / len(rows), "p@5": hit5 / len(rows)}
+    for stage, values in stages.items():
+        out[f"{stage}_p50"] = statistics.median(values)
+        out[f"{stage}_p90"] = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else 0.0
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--queries", type=Path, nargs="+", required=True)
+    ap.add_argument("--catalog", type=Path, default=ROOT.parent / "shared/data/covers")
+    ap.add_argument("--model", type=Path, default=ROOT / "models/cratewatch-embedder.onnx")
+    ap.add_argument("--top-k", type=int, nargs="+", default=[10, 20])
+    ap.add_argument("--accept-inliers", type=int, nargs="+", default=[40],
+                    help="early-accept thresholds to try (0 = verify every candidate)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/reports/rerank.md")
+    a = ap.parse_args()
+    lines = ["# Re-rank benchmark", "",
+             f"Model `{a.model.name}`, catalog `{a.catalog}`, {a.threads} ORT threads; "
+             "latencies are the service's own `timings_ms` (median / p90, ms).", "",
+             "| queries | re-rank | P@1 | P@5 | embed | search | rerank | total |",
+             "|---|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as data:
+        for queries in a.queries:
+            rows = read_queries(queries)
+            configs = [(0, 0)] + [(k, acc) for k in a.top_k for acc in a.accept_inliers]
+            for top_k, accept in configs:
+                s = Settings(catalog=a.catalog, data=Path(data), model=a.model,
+                             threads=a.threads, rerank=top_k > 0, rerank_top_k=max(top_k, 2),
+                             rerank_accept_inliers=accept)
+                r = run(s, rows)
+
+                def cell(stage: str, r: dict[str, float] = r) -> str:
+                    if f"{stage}_p50" not in r:
+                        return "-"
+                    return f"{r[stage + '_p50']:.1f} / {r[stage + '_p90']:.1f}"
+
+                mode = f"top-{top_k}, accept {accept or '-'}" if top_k else "off"
+                line = (f"| {queries.name} (n={len(rows)}) | {mode}"
+                        f" | {r['p@1']:.3f} | {r['p@5']:.3f} | {cell('embed')} | "
+                        f"{cell('search')} | {cell('rerank')} | {cell('total')} |")
+                print(line, flush=True)
+                lines.append(line)
+    lines += ["", "Reproduce: `.venv/bin/python benchmarks/rerank.py --queries "
+              + " ".join(str(q) for q in a.queries) + "`"]
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
