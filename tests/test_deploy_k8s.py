@@ -125,7 +125,7 @@ def test_service_and_hpa_point_at_the_deployment() -> None:
 
 
 def test_one_writer_while_the_data_volume_is_read_write_once() -> None:
-    # Each replica holds its own index and SQLite store (docs/deploy.md, "More than one
+    # Each replica holds its own index and SQLite store (README, Deploy, "More than one
     # replica"): scaling out needs a storage and enrolment design first, not a bigger number.
     pvc = objects()["PersistentVolumeClaim/cratewatch-data"]["spec"]
     assert pvc["accessModes"] == ["ReadWriteOnce"]
