@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         run, _ = _median_ms(lambda e=emb, b=batch: e.embed_array(b), a.runs)
         prec = emb.info.extra.get("precision", "?")
         size = model.stat().st_size / 2**20
-        lines.append(f"| `{model.name}` | {prec} | {size:.1f} | {full:.2f} | {p90:.2f} | "
+        name = model.resolve().relative_to(REPO_ROOT) if model.resolve().is_relative_to(
+            REPO_ROOT) else model
+        lines.append(f"| `{name}` | {prec} | {size:.1f} | {full:.2f} | {p90:.2f} | "
                      f"{run:.2f} |")
         print(lines[-1], flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,7 @@ def _add_eval_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-covers", type=int, default=96)
     p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"])
     p.add_argument("--queries", type=Path, default=None, help="compare P@1 with fp32 on these")
+    p.add_argument("--max-drop", type=float, default=0.01, help="allowed P@1 loss (all levels)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -115,9 +116,13 @@ def _quantize(a: argparse.Namespace) -> None:
     if a.queries is not None:
         from training.evaluate import evaluate
 
-        for model in (a.model, a.out):
-            s = evaluate(model, a.catalog, a.queries).scores
-            print(model.name, {lv: round(v["p@1"], 4) for lv, v in s.items()})
+        fp, q8 = (evaluate(m, a.catalog, a.queries).scores for m in (a.model, a.out))
+        for level in fp:
+            drop = fp[level]["p@1"] - q8[level]["p@1"]
+            print(f"{level}: P@1 fp32 {fp[level]['p@1']:.3f} int8 {q8[level]['p@1']:.3f} "
+                  f"(drop {100 * drop:+.1f} points)")
+        if fp["all"]["p@1"] - q8["all"]["p@1"] > a.max_drop:
+            raise SystemExit(f"int8 P@1 drops more than {100 * a.max_drop:.1f} points")
 
 
 def main(argv: list[str] | None = None) -> None:
