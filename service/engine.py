@@ -54,7 +54,8 @@ class Engine:
         self.cache: EmbeddingCache | None = None
         self.index: VectorIndex | None = None
         self.reranker = (
-            Reranker(settings.rerank_cache, accept_inliers=settings.rerank_accept_inliers)
+            Reranker(settings.rerank_cache, accept_inliers=settings.rerank_accept_inliers,
+                     max_pixels=settings.max_image_pixels)
             if settings.rerank else None
         )
 

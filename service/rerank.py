@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from service.imaging import decode_image
+
 # Tuned on held-out CCTV-style queries (model card): RootSIFT, ratio 0.8, 320 px, 800 points
 # beat plain SIFT at 0.75 / 256 px / 400 points by 20 points of P@1.
 SIDE = 320
@@ -96,8 +98,9 @@ class Reranker:
     """
 
     def __init__(self, cache_size: int = 1024, verifier: GeometricVerifier | None = None,
-                 accept_inliers: int = ACCEPT_INLIERS) -> None:
+                 accept_inliers: int = ACCEPT_INLIERS, max_pixels: int = 50_000_000) -> None:
         self.verifier = verifier or GeometricVerifier()
+        self.max_pixels = max_pixels
         self.accept_inliers = accept_inliers
         self._cache: OrderedDict[Path, LocalFeatures] = OrderedDict()
         self.cache_size = cache_size
@@ -109,10 +112,12 @@ class Reranker:
                 self._cache.move_to_end(path)
                 return hit
         try:
-            with Image.open(path) as img:
-                feats = self.verifier.features(img)
-        except OSError:
+            # The embedder's decode path: EXIF rotation and 16-bit/CMYK/alpha handled the same
+            # way, so an enrolled image is verified as it was embedded.
+            image, _ = decode_image(path.read_bytes(), self.max_pixels)
+        except (OSError, ValueError):
             return None
+        feats = self.verifier.features(image)
         with self._lock:
             self._cache[path] = feats
             while len(self._cache) > self.cache_size:
