@@ -164,29 +164,26 @@ def _read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def test_slow_uploads_are_cut_off_while_others_are_served(tiny_model: Path, catalog_dir: Path,
-                                                          tmp_path: Path) -> None:
-    server = LiveServer(catalog_dir, tmp_path / "data", tiny_model, tmp_path / "logs",
-                        env={"CRATEWATCH_REQUEST_TIMEOUT_S": "2"})
-    try:
-        server.start()
-        body, content_type = multipart("image", "c.png", new_cover_png(77), "image/png")
-        slow = [Trickler(server.url, body, content_type) for _ in range(4)]
-        for t in slow:
-            t.start()
-        served = 0
-        while any(t.is_alive() for t in slow):
-            cover = (catalog_dir / "images" / "alb-005.png").read_bytes()
-            r = httpx.post(f"{server.url}/identify", files={"image": ("c.png", cover)}, timeout=30)
-            assert r.status_code == 200 and r.json()["matches"][0]["album_id"] == "alb-005"
-            served += 1
-            time.sleep(0.1)
-        for t in slow:
-            t.join()
-            assert t.sent < len(body), "the server waited for the whole slow body"
-            assert t.reply.startswith(b"HTTP/1.1 408"), t.reply[:200]
-            assert b'"detail"' in t.reply
-        assert served >= 1
-        assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
-    finally:
-        server.stop()
+def test_slow_uploads_are_cut_off_while_others_are_served(live_server: LiveServer,
+                                                          catalog_dir: Path) -> None:
+    server = live_server
+    server.env.update({"CRATEWATCH_REQUEST_TIMEOUT_S": "2"})
+    server.start()
+    body, content_type = multipart("image", "c.png", new_cover_png(77), "image/png")
+    slow = [Trickler(server.url, body, content_type) for _ in range(4)]
+    for t in slow:
+        t.start()
+    served = 0
+    while any(t.is_alive() for t in slow):
+        cover = (catalog_dir / "images" / "alb-005.png").read_bytes()
+        r = httpx.post(f"{server.url}/identify", files={"image": ("c.png", cover)}, timeout=30)
+        assert r.status_code == 200 and r.json()["matches"][0]["album_id"] == "alb-005"
+        served += 1
+        time.sleep(0.1)
+    for t in slow:
+        t.join()
+        assert t.sent < len(body), "the server waited for the whole slow body"
+        assert t.reply.startswith(b"HTTP/1.1 408"), t.reply[:200]
+        assert b'"detail"' in t.reply
+    assert served >= 1
+    assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200

@@ -59,42 +59,34 @@ def _metric(url: str, name: str) -> float:
     raise AssertionError(f"{name} not exposed")
 
 
-def test_full_identify_queue_sheds_with_503(tiny_model: Path, catalog_dir: Path,
-                                            tmp_path: Path) -> None:
-    server = LiveServer(catalog_dir, tmp_path / "data", tiny_model, tmp_path / "logs",
-                        env={"CRATEWATCH_MAX_INFLIGHT": "1"})
-    try:
-        server.start()
-        # A request whose body never finishes holds the only in-flight slot.
-        holder = _open_partial_upload(server.url, "/identify", 10_000, b"--b\r\n")
-        while _metric(server.url, "cratewatch_inflight_requests") < 1:
-            time.sleep(0.05)
-        r = httpx.post(f"{server.url}/identify", files=_file(new_cover_png(40)), timeout=30)
-        assert r.status_code == 503 and r.headers["retry-after"] == "1"
-        assert "in flight" in r.json()["detail"]
-        assert _metric(server.url, "cratewatch_shed_total") == 1
-        holder.close()
-        while _metric(server.url, "cratewatch_inflight_requests") > 0:
-            time.sleep(0.05)
-        r = httpx.post(f"{server.url}/identify", files=_file(new_cover_png(40)), timeout=30)
-        assert r.status_code == 200
-    finally:
-        server.stop()
+def test_full_identify_queue_sheds_with_503(live_server: LiveServer) -> None:
+    server = live_server
+    server.env.update({"CRATEWATCH_MAX_INFLIGHT": "1"})
+    server.start()
+    # A request whose body never finishes holds the only in-flight slot.
+    holder = _open_partial_upload(server.url, "/identify", 10_000, b"--b\r\n")
+    while _metric(server.url, "cratewatch_inflight_requests") < 1:
+        time.sleep(0.05)
+    r = httpx.post(f"{server.url}/identify", files=_file(new_cover_png(40)), timeout=30)
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert "in flight" in r.json()["detail"]
+    assert _metric(server.url, "cratewatch_shed_total") == 1
+    holder.close()
+    while _metric(server.url, "cratewatch_inflight_requests") > 0:
+        time.sleep(0.05)
+    r = httpx.post(f"{server.url}/identify", files=_file(new_cover_png(40)), timeout=30)
+    assert r.status_code == 200
 
 
-def test_slow_upload_times_out_with_408(tiny_model: Path, catalog_dir: Path,
-                                        tmp_path: Path) -> None:
-    server = LiveServer(catalog_dir, tmp_path / "data", tiny_model, tmp_path / "logs",
-                        env={"CRATEWATCH_REQUEST_TIMEOUT_S": "1"})
-    try:
-        server.start()
-        sock = _open_partial_upload(server.url, "/identify", 10_000, b"--b\r\n")
-        reply = _read_until_closed(sock)  # blocks until the server answers and hangs up
-        assert reply.startswith("HTTP/1.1 408"), reply
-        assert "not received within" in reply
-        assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
-    finally:
-        server.stop()
+def test_slow_upload_times_out_with_408(live_server: LiveServer) -> None:
+    server = live_server
+    server.env.update({"CRATEWATCH_REQUEST_TIMEOUT_S": "1"})
+    server.start()
+    sock = _open_partial_upload(server.url, "/identify", 10_000, b"--b\r\n")
+    reply = _read_until_closed(sock)  # blocks until the server answers and hangs up
+    assert reply.startswith("HTTP/1.1 408"), reply
+    assert "not received within" in reply
+    assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
 
 
 def test_api_key_is_never_logged(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> None:
