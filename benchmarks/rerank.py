@@ -11,7 +11,6 @@ returns; only HTTP is left out. Writes ``benchmarks/reports/rerank.md``.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import tempfile
@@ -23,15 +22,10 @@ sys.path.insert(0, str(ROOT))
 from service.config import Settings  # noqa: E402
 from service.engine import Engine  # noqa: E402
 from service.metrics import Metrics  # noqa: E402
+from training.evaluate import QueryRow, read_query_set  # noqa: E402
 
 
-def read_queries(queries: Path) -> list[tuple[Path, str, str]]:
-    with (queries / "queries.csv").open(newline="") as fh:
-        return [(queries / r["path"], r["album_id"], r.get("level") or "all")
-                for r in csv.DictReader(fh)]
-
-
-def run(settings: Settings, rows: list[tuple[Path, str, str]]) -> dict[str, float]:
+def run(settings: Settings, rows: list[QueryRow]) -> dict[str, float]:
     """P@1, P@5 and median/p90 per-stage milliseconds over ``rows``."""
     engine = Engine(settings, Metrics())
     engine.load()
@@ -39,11 +33,11 @@ def run(settings: Settings, rows: list[tuple[Path, str, str]]) -> dict[str, floa
         raise SystemExit(f"engine failed to load: {engine.error}")
     hit1 = hit5 = 0
     stages: dict[str, list[float]] = {}
-    for path, album_id, _ in rows:
-        body = engine.identify(path.read_bytes(), 5)
+    for row in rows:
+        body = engine.identify(row.path.read_bytes(), 5)
         ids = [m["album_id"] for m in body["matches"]]
-        hit1 += ids[:1] == [album_id]
-        hit5 += album_id in ids
+        hit1 += ids[:1] == [row.album_id]
+        hit5 += row.album_id in ids
         for stage, ms in body["timings_ms"].items():
             stages.setdefault(stage, []).append(ms)
         stages.setdefault("total", []).append(sum(body["timings_ms"].values()))
@@ -73,7 +67,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as data:
         for queries in a.queries:
-            rows = read_queries(queries)
+            rows = read_query_set(queries)
             configs = [(0, 0)] + [(k, acc) for k in a.top_k for acc in a.accept_inliers]
             for top_k, accept in configs:
                 s = Settings(catalog=a.catalog, data=Path(data), model=a.model,

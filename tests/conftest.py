@@ -82,6 +82,16 @@ def app_client(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def module_client(tiny_model: Path, catalog_dir: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One ready app shared by a module's tests, with a data dir of its own."""
+    settings = Settings(catalog=catalog_dir, data=tmp_path_factory.mktemp("module-data"),
+                        model=tiny_model, threads=1)
+    with app_client(settings) as client:
+        yield client
+
+
 @pytest.fixture
 def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
     with app_client(make_settings()) as c:

@@ -14,14 +14,11 @@ from PIL import Image
 
 from training.baselines import (
     PHashBaseline,
-    QueryItem,
     SiftBaseline,
     evaluate_baseline,
     phash_bits,
-    precision_at_k,
-    read_queries,
-    scores_by_level,
 )
+from training.evaluate import QueryRow, precision_at_k, read_query_set, scores_per_level
 
 N_COVERS = 5
 
@@ -115,12 +112,12 @@ def test_precision_at_k_hand_computed() -> None:
 
 def test_scores_by_level_hand_computed() -> None:
     items = [
-        QueryItem(Path("q0"), "a", "easy"),
-        QueryItem(Path("q1"), "b", "easy"),
-        QueryItem(Path("q2"), "c", "hard"),
+        QueryRow(Path("q0"), "a", "easy"),
+        QueryRow(Path("q1"), "b", "easy"),
+        QueryRow(Path("q2"), "c", "hard"),
     ]
     rankings = [["a"] + list("bcdef"), list("cdefgb"), list("xyzwvc")]
-    s = scores_by_level(rankings, items)
+    s = scores_per_level(rankings, items)
     assert s["easy"] == {"n": 2.0, "p@1": 0.5, "p@5": 0.5}  # "b" sits 6th for q1
     assert s["hard"] == {"n": 1.0, "p@1": 0.0, "p@5": 0.0}  # "c" sits 6th
     assert s["all"]["p@1"] == pytest.approx(1 / 3)
@@ -147,7 +144,7 @@ def _write_set(root: Path, covers: list[Image.Image]) -> tuple[Path, Path]:
 
 def test_evaluate_baseline_end_to_end(tmp_path: Path, covers: list[Image.Image]) -> None:
     cat, qdir = _write_set(tmp_path, covers)
-    assert [q.level for q in read_queries(qdir)] == ["easy", "medium", "easy", "medium", "easy"]
+    assert [q.level for q in read_query_set(qdir)] == ["easy", "medium", "easy", "medium", "easy"]
     res = evaluate_baseline("sift", cat, qdir, shortlist=None)
     assert res.scores["all"] == {"n": 5.0, "p@1": 1.0, "p@5": 1.0}
     assert res.scores["medium"]["n"] == 2.0
@@ -161,7 +158,7 @@ def test_evaluate_baseline_end_to_end(tmp_path: Path, covers: list[Image.Image])
 def test_read_queries_rejects_a_csv_without_ground_truth(tmp_path: Path) -> None:
     (tmp_path / "queries.csv").write_text("path,level\nq.png,easy\n")
     with pytest.raises(ValueError, match="album_id"):
-        read_queries(tmp_path)
+        read_query_set(tmp_path)
 
 
 def test_benchmark_script_writes_the_report(tmp_path: Path, covers: list[Image.Image]) -> None:

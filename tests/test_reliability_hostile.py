@@ -10,7 +10,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -35,13 +35,6 @@ FORMATS = list(unusual_but_valid(Image.new("RGB", (8, 8))))
 BAD = malformed()
 
 
-@pytest.fixture(scope="module")
-def hostile_client(tiny_model: Path, catalog_dir: Path,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(catalog=catalog_dir, data=tmp_path_factory.mktemp("hostile-data"),
-                        model=tiny_model, threads=1)
-    with app_client(settings) as client:
-        yield client
 
 
 def _cover(catalog_dir: Path, album_id: str) -> Image.Image:
@@ -56,15 +49,15 @@ def _top(client: TestClient, data: bytes, name: str = "x.bin") -> str:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_unusual_but_valid_images_are_identified(hostile_client: TestClient, catalog_dir: Path,
+def test_unusual_but_valid_images_are_identified(module_client: TestClient, catalog_dir: Path,
                                                  fmt: str) -> None:
     for album_id in ALBUMS:
         data = unusual_but_valid(_cover(catalog_dir, album_id))[fmt]
-        assert _top(hostile_client, data) == album_id, (fmt, album_id)
+        assert _top(module_client, data) == album_id, (fmt, album_id)
 
 
 @pytest.mark.parametrize("orientation", sorted(ORIENTATION_FIX))
-def test_exif_orientation_is_what_makes_the_match(hostile_client: TestClient, catalog_dir: Path,
+def test_exif_orientation_is_what_makes_the_match(module_client: TestClient, catalog_dir: Path,
                                                  orientation: int) -> None:
     """Control: the stored (rotated) pixels without the tag do not identify the album."""
     misses = 0
@@ -73,34 +66,34 @@ def test_exif_orientation_is_what_makes_the_match(hostile_client: TestClient, ca
             f"jpeg-exif-orientation-{orientation}"]
         stripped = io.BytesIO()
         Image.open(io.BytesIO(tagged)).save(stripped, format="PNG")  # pixels only, no EXIF
-        misses += _top(hostile_client, stripped.getvalue()) != album_id
+        misses += _top(module_client, stripped.getvalue()) != album_id
     assert misses == len(ALBUMS)
 
 
 @pytest.mark.parametrize("fmt", ["jpeg-cmyk", "png-16bit-gray", "jpeg-exif-orientation-6",
                                  "webp-lossy", "gif-animated", "tiff"])
-def test_unusual_formats_can_be_enrolled(hostile_client: TestClient, fmt: str) -> None:
+def test_unusual_formats_can_be_enrolled(module_client: TestClient, fmt: str) -> None:
     cover = Image.open(io.BytesIO(new_cover_png(500 + FORMATS.index(fmt))))
     album_id = f"fmt-{fmt}"
-    r = hostile_client.post("/catalog/add", data={"artist": "a", "title": fmt,
+    r = module_client.post("/catalog/add", data={"artist": "a", "title": fmt,
                                                   "album_id": album_id},
                             files={"image": ("c", unusual_but_valid(cover)[fmt], "image/x")})
     assert r.status_code == 201, r.text
-    assert _top(hostile_client, new_cover_png(500 + FORMATS.index(fmt))) == album_id
-    assert hostile_client.get(f"/catalog/{album_id}/image").status_code == 200
+    assert _top(module_client, new_cover_png(500 + FORMATS.index(fmt))) == album_id
+    assert module_client.get(f"/catalog/{album_id}/image").status_code == 200
 
 
 @pytest.mark.parametrize("name", list(BAD))
 @pytest.mark.parametrize("route", ["/identify", "/catalog/add"])
-def test_malformed_images_get_4xx_json(hostile_client: TestClient, name: str, route: str) -> None:
+def test_malformed_images_get_4xx_json(module_client: TestClient, name: str, route: str) -> None:
     album_id = f"bad-{list(BAD).index(name)}"
     for content_type in ("image/jpeg", "image/svg+xml", "text/html"):
-        r = hostile_client.post(route, files={"image": ("x.jpg", BAD[name], content_type)},
+        r = module_client.post(route, files={"image": ("x.jpg", BAD[name], content_type)},
                                 data={"artist": "a", "title": "t", "album_id": album_id})
         assert 400 <= r.status_code < 500, (name, r.status_code, r.text)
         assert r.headers["content-type"].startswith("application/json")
         assert isinstance(r.json()["detail"], str) and r.json()["detail"]
-    assert hostile_client.get(f"/catalog/{album_id}").status_code == 404
+    assert module_client.get(f"/catalog/{album_id}").status_code == 404
 
 
 def test_pixel_limit_is_a_setting(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
@@ -117,12 +110,12 @@ def test_pixel_limit_is_a_setting(make_settings: Callable[..., Settings], tmp_pa
 
 
 @pytest.mark.parametrize("route", ["/identify", "/catalog/add"])
-def test_60_mb_body_gets_413(hostile_client: TestClient, route: str) -> None:
+def test_60_mb_body_gets_413(module_client: TestClient, route: str) -> None:
     body = b"\xff" * (60 * 1024 * 1024)
-    r = hostile_client.post(route, files={"image": ("big.jpg", body, "image/jpeg")},
+    r = module_client.post(route, files={"image": ("big.jpg", body, "image/jpeg")},
                             data={"artist": "a", "title": "t"})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
-    assert hostile_client.get("/healthz").status_code == 200
+    assert module_client.get("/healthz").status_code == 200
 
 
 class Trickler(threading.Thread):

@@ -15,15 +15,6 @@ from tests.conftest import app_client
 from tests.helpers.images import new_cover_png, png_with_declared_size
 
 
-@pytest.fixture(scope="module")
-def shared_client(tiny_model: Path, catalog_dir: Path,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(catalog=catalog_dir, data=tmp_path_factory.mktemp("bad-data"),
-                        model=tiny_model, threads=1)
-    with app_client(settings) as c:
-        yield c
-
-
 def _zero_sized_png() -> bytes:
     return png_with_declared_size(0, 0)
 
@@ -47,13 +38,13 @@ BAD_IMAGES = {
 
 @pytest.mark.parametrize("name", list(BAD_IMAGES))
 @pytest.mark.parametrize("route", ["/identify", "/catalog/add"])
-def test_bad_images_get_422(shared_client: TestClient, name: str, route: str) -> None:
-    r = shared_client.post(route, files={"image": ("x.jpg", BAD_IMAGES[name], "image/jpeg")},
+def test_bad_images_get_422(module_client: TestClient, name: str, route: str) -> None:
+    r = module_client.post(route, files={"image": ("x.jpg", BAD_IMAGES[name], "image/jpeg")},
                            data={"artist": "a", "title": "t", "album_id": "never"})
     assert r.status_code == 422, (name, r.status_code, r.text)
     assert isinstance(r.json()["detail"], str) and r.json()["detail"]
-    assert shared_client.get("/catalog/never").status_code == 404
-    _still_serving(shared_client)
+    assert module_client.get("/catalog/never").status_code == 404
+    _still_serving(module_client)
 
 
 def _still_serving(c: TestClient) -> None:
@@ -61,11 +52,11 @@ def _still_serving(c: TestClient) -> None:
     assert r.status_code == 200
 
 
-def test_60_mb_body_gets_413(shared_client: TestClient) -> None:
+def test_60_mb_body_gets_413(module_client: TestClient) -> None:
     body = b"\0" * (60 * 1024 * 1024)
-    r = shared_client.post("/identify", files={"image": ("big.jpg", body, "image/jpeg")})
+    r = module_client.post("/identify", files={"image": ("big.jpg", body, "image/jpeg")})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
-    _still_serving(shared_client)
+    _still_serving(module_client)
 
 
 def test_oversize_streamed_body_without_length_gets_413(
@@ -83,33 +74,33 @@ def test_oversize_streamed_body_without_length_gets_413(
         _still_serving(c)
 
 
-def test_wrong_field_name_gets_422(shared_client: TestClient) -> None:
-    r = shared_client.post("/identify", files={"picture": ("x.png", new_cover_png(7),
+def test_wrong_field_name_gets_422(module_client: TestClient) -> None:
+    r = module_client.post("/identify", files={"picture": ("x.png", new_cover_png(7),
                                                            "image/png")})
     assert r.status_code == 422 and "image" in str(r.json()["detail"])
 
 
-def test_image_sent_as_text_field_gets_422(shared_client: TestClient) -> None:
-    r = shared_client.post("/identify", data={"image": "not a file"})
+def test_image_sent_as_text_field_gets_422(module_client: TestClient) -> None:
+    r = module_client.post("/identify", data={"image": "not a file"})
     assert r.status_code == 422
 
 
-def test_no_body_gets_422(shared_client: TestClient) -> None:
-    assert shared_client.post("/identify").status_code == 422
+def test_no_body_gets_422(module_client: TestClient) -> None:
+    assert module_client.post("/identify").status_code == 422
 
 
 @pytest.mark.parametrize("k", ["0", "1000", "-1", "abc", "51"])
-def test_bad_k_gets_422(shared_client: TestClient, k: str) -> None:
-    r = shared_client.post(f"/identify?k={k}", files={"image": ("x.png", new_cover_png(8),
+def test_bad_k_gets_422(module_client: TestClient, k: str) -> None:
+    r = module_client.post(f"/identify?k={k}", files={"image": ("x.png", new_cover_png(8),
                                                                 "image/png")})
     assert r.status_code == 422
 
 
 @pytest.mark.parametrize("album_id", ["../etc", "a/b", "..", "../../x", "a\\b", ".hidden",
                                       "x" * 200, "sp ace"])
-def test_bad_album_id_on_add_gets_422(shared_client: TestClient, album_id: str,
+def test_bad_album_id_on_add_gets_422(module_client: TestClient, album_id: str,
                                       tmp_path: Path) -> None:
-    r = shared_client.post("/catalog/add", files={"image": ("x.png", new_cover_png(9),
+    r = module_client.post("/catalog/add", files={"image": ("x.png", new_cover_png(9),
                                                             "image/png")},
                            data={"artist": "a", "title": "t", "album_id": album_id})
     assert r.status_code == 422, r.text
@@ -117,21 +108,21 @@ def test_bad_album_id_on_add_gets_422(shared_client: TestClient, album_id: str,
 
 @pytest.mark.parametrize("path", ["/catalog/..%2F..%2Fetc", "/catalog/a%2Fb",
                                   "/catalog/%2E%2E", "/catalog/.hidden/image"])
-def test_bad_album_id_in_path_is_4xx(shared_client: TestClient, path: str) -> None:
+def test_bad_album_id_in_path_is_4xx(module_client: TestClient, path: str) -> None:
     for method in ("GET", "DELETE"):
-        r = shared_client.request(method, path)
+        r = module_client.request(method, path)
         assert 400 <= r.status_code < 500, (method, path, r.status_code)
 
 
-def test_bad_metadata_field_gets_422(shared_client: TestClient) -> None:
-    r = shared_client.post("/catalog/add", files={"image": ("x.png", new_cover_png(10),
+def test_bad_metadata_field_gets_422(module_client: TestClient) -> None:
+    r = module_client.post("/catalog/add", files={"image": ("x.png", new_cover_png(10),
                                                             "image/png")},
                            data={"artist": "a", "title": "t", "bad key!": "v"})
     assert r.status_code == 422
 
 
-def test_missing_artist_gets_422(shared_client: TestClient) -> None:
-    r = shared_client.post("/catalog/add", files={"image": ("x.png", new_cover_png(11),
+def test_missing_artist_gets_422(module_client: TestClient) -> None:
+    r = module_client.post("/catalog/add", files={"image": ("x.png", new_cover_png(11),
                                                             "image/png")},
                            data={"title": "t"})
     assert r.status_code == 422

@@ -6,7 +6,6 @@ with the same P@1/P@5 per difficulty level as the embedder.
 
 from __future__ import annotations
 
-import csv
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +19,7 @@ from PIL import Image
 
 from service.rerank import GeometricVerifier, LocalFeatures, to_gray
 from training.catalog import load_catalog, open_cover
+from training.evaluate import read_query_set, scores_per_level
 
 Ranking = list[str]
 
@@ -128,68 +128,6 @@ BASELINES: dict[str, Callable[..., Baseline]] = {"phash": PHashBaseline, "sift":
 # ---------------------------------------------------------------- queries and scoring
 
 
-@dataclass(frozen=True)
-class QueryItem:
-    path: Path
-    album_id: str
-    level: str
-
-
-_PATH_COLUMNS = ("path", "query", "image", "file", "filename")
-
-
-def _queries_csv(queries_dir: Path) -> Path:
-    for name in ("queries.csv", "ground_truth.csv", "labels.csv"):
-        if (queries_dir / name).is_file():
-            return queries_dir / name
-    found = sorted(queries_dir.glob("*.csv"))
-    if len(found) != 1:
-        raise FileNotFoundError(f"no unique ground-truth CSV in {queries_dir}")
-    return found[0]
-
-
-def read_queries(queries_dir: Path) -> list[QueryItem]:
-    """Query images with ground truth from the query set's CSV (path, album_id[, level])."""
-    csv_path = _queries_csv(queries_dir)
-    with csv_path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return []
-    col = next((c for c in _PATH_COLUMNS if c in rows[0]), None)
-    if col is None or "album_id" not in rows[0]:
-        raise ValueError(f"{csv_path}: need a path column ({_PATH_COLUMNS}) and album_id")
-    return [
-        QueryItem(queries_dir / r[col], str(r["album_id"]), r.get("level") or "all") for r in rows
-    ]
-
-
-def precision_at_k(rankings: Sequence[Sequence[str]], truth: Sequence[str], k: int) -> float:
-    """Share of queries whose true album is among the first ``k`` ranked (P@k as in the issue)."""
-    if not truth:
-        return float("nan")
-    hits = sum(t in list(r[:k]) for r, t in zip(rankings, truth, strict=True))
-    return hits / len(truth)
-
-
-def scores_by_level(
-    rankings: Sequence[Sequence[str]], items: Sequence[QueryItem]
-) -> dict[str, dict[str, float]]:
-    """P@1, P@5 and n for each level present, plus ``all``."""
-    order = {"easy": 0, "medium": 1, "hard": 2}
-    levels = sorted({it.level for it in items}, key=lambda lv: (order.get(lv, 3), lv))
-    out = {}
-    for level in [*levels, "all"]:
-        idx = [i for i, it in enumerate(items) if level in ("all", it.level)]
-        ranks = [rankings[i] for i in idx]
-        truth = [items[i].album_id for i in idx]
-        out[level] = {
-            "n": float(len(idx)),
-            "p@1": precision_at_k(ranks, truth, 1),
-            "p@5": precision_at_k(ranks, truth, 5),
-        }
-    return out
-
-
 @dataclass
 class BaselineResult:
     name: str
@@ -227,7 +165,7 @@ def evaluate_baseline(
     )
     build_s = time.perf_counter() - t0
     dirs = [queries_dir] if isinstance(queries_dir, Path) else list(queries_dir)
-    items = [it for d in dirs for it in read_queries(d)[:limit]]
+    items = [it for d in dirs for it in read_query_set(d)[:limit]]
     rankings, times = [], []
     for it in items:
         with Image.open(it.path) as im:
@@ -236,4 +174,4 @@ def evaluate_baseline(
         rankings.append(baseline.rank(img))
         times.append((time.perf_counter() - t) * 1000)
     levels = [it.level for it in items]
-    return BaselineResult(name, scores_by_level(rankings, items), times, build_s, levels)
+    return BaselineResult(name, scores_per_level(rankings, items), times, build_s, levels)

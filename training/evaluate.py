@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +30,13 @@ class QueryRow:
 
 
 def read_query_set(queries_dir: Path) -> list[QueryRow]:
-    """Rows of ``queries.csv`` written by ``cratewatch-train synth``."""
+    """Rows of ``queries.csv`` written by ``cratewatch-train synth`` (path, album_id, level)."""
     with (queries_dir / "queries.csv").open(newline="") as fh:
-        return [QueryRow(queries_dir / r["path"], r["album_id"], r.get("level") or "all")
-                for r in csv.DictReader(fh)]
+        rows = list(csv.DictReader(fh))
+    if rows and not {"path", "album_id"} <= rows[0].keys():
+        raise ValueError(f"{queries_dir / 'queries.csv'}: needs path and album_id columns")
+    return [QueryRow(queries_dir / r["path"], r["album_id"], r.get("level") or "all")
+            for r in rows]
 
 
 def embed_covers(embedder: Embedder, covers: list[Cover], batch: int = 64) -> np.ndarray:
@@ -52,15 +56,24 @@ def embed_queries(embedder: Embedder, rows: list[QueryRow], batch: int = 64) -> 
     return np.concatenate(out)
 
 
-def scores_per_level(ranked: list[list[str]], rows: list[QueryRow]) -> dict[str, dict[str, float]]:
+def precision_at_k(rankings: Sequence[Sequence[str]], truth: Sequence[str], k: int) -> float:
+    """Share of queries whose true album is among the first ``k`` ranked (top-k accuracy)."""
+    if not truth:
+        return float("nan")
+    hits = sum(t in list(r[:k]) for r, t in zip(rankings, truth, strict=True))
+    return hits / len(truth)
+
+
+def scores_per_level(ranked: Sequence[Sequence[str]],
+                     rows: Sequence[QueryRow]) -> dict[str, dict[str, float]]:
     """P@1, P@5 and n for each level present, plus ``all``."""
     levels = sorted({r.level for r in rows}, key=lambda lv: (LEVEL_ORDER.get(lv, 3), lv))
     out: dict[str, dict[str, float]] = {}
     for level in [*levels, "all"]:
         idx = [i for i, r in enumerate(rows) if level in ("all", r.level)]
-        hit1 = [rows[i].album_id in ranked[i][:1] for i in idx]
-        hit5 = [rows[i].album_id in ranked[i][:5] for i in idx]
-        out[level] = {"p@1": float(np.mean(hit1)), "p@5": float(np.mean(hit5)), "n": len(idx)}
+        ranks, truth = [ranked[i] for i in idx], [rows[i].album_id for i in idx]
+        out[level] = {"p@1": precision_at_k(ranks, truth, 1),
+                      "p@5": precision_at_k(ranks, truth, 5), "n": len(idx)}
     return out
 
 
