@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from service.catalog import load_catalog as read_service_catalog
 
 _IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -21,15 +22,12 @@ class Cover:
 
 def load_catalog(catalog_dir: Path) -> list[Cover]:
     """Covers from ``albums.csv`` (album_id, image) if present, else every image (id = stem)."""
-    csv_path = catalog_dir / "albums.csv"
-    if csv_path.exists():
-        with csv_path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        covers = [Cover(str(r["album_id"]), catalog_dir / r["image"]) for r in rows]
-    else:
-        files = sorted(p for p in catalog_dir.rglob("*") if p.suffix.lower() in _IMAGE_EXT)
-        covers = [Cover(p.stem, p) for p in files]
-    return [c for c in covers if c.path.exists()]
+    if (catalog_dir / "albums.csv").exists():
+        # The service's own parser and row checks: offline evaluation ranks the same albums
+        # the live service would load from this catalog.
+        return [Cover(a.album_id, a.image_path) for a in read_service_catalog(catalog_dir).albums]
+    files = sorted(p for p in catalog_dir.rglob("*") if p.suffix.lower() in _IMAGE_EXT)
+    return [Cover(p.stem, p) for p in files]
 
 
 def open_cover(cover: Cover) -> Image.Image:
