@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Match(BaseModel):
@@ -26,6 +26,8 @@ class AlbumOut(BaseModel):
     title: str
     metadata: dict[str, str]
     source: str
+    image_status: str = Field(
+        "ok", description="ok (searchable), missing or unreadable (delete and enrol again)")
 
 
 class AlbumPage(BaseModel):
@@ -37,6 +39,8 @@ class AlbumPage(BaseModel):
 
 class Created(BaseModel):
     album_id: str
+    duplicate_of: str | None = Field(
+        None, description="an album with the same image (same sha256); absent when none")
 
 
 class ErrorOut(BaseModel):
