@@ -45,7 +45,7 @@ async def list_albums(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AlbumPage:
-    """List searchable albums, paged, in load/enrolment order."""
+    """List albums, paged, in load/enrolment order (image_status says if searchable)."""
     page = list(itertools.islice(list(engine.albums.values()), offset, offset + limit))
     return AlbumPage(total=len(engine.albums), offset=offset, limit=limit,
                      albums=[AlbumOut.model_validate(a.public()) for a in page])
@@ -63,7 +63,8 @@ async def get_album_image(engine: EngineDep, album_id: AlbumId) -> FileResponse:
     _album(engine, album_id)
     path = engine.albums[album_id].image_path
     if not path.is_file():
-        raise AlbumNotFound(album_id)
+        raise HTTPException(404, detail=f"album {album_id!r} has no image file (image_status "
+                            "missing): delete it and enrol it again")
     return FileResponse(path, media_type=MEDIA.get(path.suffix.lower(), "application/octet-stream"))
 
 
@@ -89,7 +90,8 @@ async def add_album(
     metadata = _metadata(await request.form())
     data = await image.read()
     album = await run_blocking(request, engine.add, data, album_id, artist, title, metadata)
-    return Created(album_id=album.album_id, duplicate_of=engine.same_image(album))
+    same = engine.same_images.first(album.sha256, excluding=album.album_id)
+    return Created(album_id=album.album_id, duplicate_of=same)
 
 
 def _metadata(form: FormData) -> dict[str, str]:
