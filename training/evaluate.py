@@ -85,10 +85,14 @@ class EvalResult:
     n_catalog: int
 
 
-def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2) -> EvalResult:
-    """Embed the whole catalog and every query; rank with the service's FAISS index."""
+def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2,
+             distractors: Path | None = None) -> EvalResult:
+    """Embed the whole catalog (+ distractor covers) and every query; rank with the service's
+    FAISS index."""
     embedder = Embedder(model, threads=threads)
-    covers = load_catalog(catalog_dir)
+    covers = load_catalog(catalog_dir) + (load_catalog(distractors) if distractors else [])
+    if len({c.album_id for c in covers}) != len(covers):
+        raise ValueError("catalog and distractors share album ids")
     vectors = embed_covers(embedder, covers)
     index = VectorIndex.build(np.arange(len(covers), dtype=np.int64), vectors, exact_limit=10**6)
     rows = read_query_set(queries_dir)
