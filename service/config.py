@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     rerank_accept_inliers: int = Field(
         default=40, ge=0, description="stop re-ranking at a candidate with this many inliers")
     rerank_cache: int = Field(default=1024, ge=1, description="catalog covers' features kept")
+    accept_inliers: int | None = Field(
+        default=None, ge=1, description="override the model's calibrated acceptance inliers")
+    accept_coverage: float | None = Field(
+        default=None, ge=0, le=1, description="override the calibrated inlier spread to accept")
+    gate_score: float | None = Field(
+        default=None, description="override the calibrated top cosine that skips local features")
+    gate_margin: float | None = Field(
+        default=None, description="override the calibrated top1-top2 margin of the gate")
     exact_search_limit: int = Field(default=100_000, ge=1, description="flat index up to this")
     approx_index: Literal["hnsw", "ivf"] = Field(default="hnsw")
     embed_batch_size: int = Field(default=32, ge=1)

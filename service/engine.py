@@ -18,11 +18,12 @@ import numpy as np
 from service.cache import EmbeddingCache, embed_with_cache, sha256_bytes
 from service.catalog import Album, load_catalog
 from service.config import Settings
+from service.decision import DEFAULT, Calibration, Evidence, decide, with_overrides
 from service.embedder import Embedder
 from service.imaging import decode_image
 from service.index import VectorIndex, recall_at_k
 from service.metrics import Metrics
-from service.rerank import Reranker
+from service.rerank import Reranker, Verified
 from service.store import AlbumExists, AlbumStore
 
 log = logging.getLogger(__name__)
@@ -196,18 +197,32 @@ class Engine:
             for score, iid in zip(scores[0], ids[0], strict=True)
             if (aid := self._album_of.get(int(iid))) is not None and aid in self.albums
         ]
+        evidence = [Verified(0, 0.0)] * len(found)
+        verified = False
         if self.reranker and len(found) > 1:
             top = found[: self.settings.rerank_top_k]
-            order = self.reranker.order(image, [a.image_path for a, _ in top])
+            order, checked = self.reranker.order(image, [a.image_path for a, _ in top])
             found = [top[i] for i in order] + found[len(top) :]
+            evidence = [checked[i] for i in order] + evidence[len(top) :]
+            verified = True
             timings["rerank"] = (time.perf_counter() - t3) * 1e3
         self.metrics.observe_stages(timings)
+        decision = decide(self.calibration, Evidence(
+            album_id=found[0][0].album_id if found else None,
+            score=found[0][1] if found else 0.0,
+            margin=_margin(found), inliers=evidence[0].inliers if found else 0,
+            coverage=evidence[0].coverage if found else 0.0, verified=verified))
+        self.metrics.decisions.labels(decided_by=decision.decided_by,
+                                      identified=str(decision.identified is not None).lower()).inc()
         matches = [
             {"rank": rank, "album_id": a.album_id, "artist": a.artist, "title": a.title,
-             "score": round(score, 6), "metadata": a.metadata}
-            for rank, (a, score) in enumerate(found[:k], start=1)
+             "score": round(score, 6), "inliers": ev.inliers, "metadata": a.metadata}
+            for rank, ((a, score), ev) in enumerate(zip(found[:k], evidence, strict=False),
+                                                    start=1)
         ]
-        return {"matches": matches, "model_version": self.model_version,
+        return {"identified": decision.identified, "confidence": round(decision.confidence, 4),
+                "decided_by": decision.decided_by, "matches": matches,
+                "model_version": self.model_version,
                 "timings_ms": {name: round(ms, 3) for name, ms in timings.items()}}
 
     def add(self, data: bytes, album_id: str | None, artist: str, title: str,
@@ -242,6 +257,15 @@ class Engine:
             self.index.remove([iid])
             self.metrics.catalog_albums.set(len(self.albums))
 
+    @property
+    def calibration(self) -> Calibration:
+        """The model's calibration (sidecar) with any settings overrides applied."""
+        base = (self.embedder.info.calibration if self.embedder else None) or DEFAULT
+        s = self.settings
+        return with_overrides(base, accept_inliers=s.accept_inliers,
+                              accept_coverage=s.accept_coverage, gate_score=s.gate_score,
+                              gate_margin=s.gate_margin)
+
     def stop_loading(self) -> None:
         """Ask a load in progress to stop at the next batch (shutdown)."""
         self._closing.set()
@@ -253,3 +277,10 @@ class Engine:
             for part in (self.store, self.cache):
                 if part is not None:
                     part.close()
+
+
+def _margin(found: list[tuple[Album, float]]) -> float:
+    """Cosine gap between the first two albums (1.0 when there is only one)."""
+    if len(found) < 2:
+        return 1.0
+    return found[0][1] - found[1][1]

@@ -31,6 +31,11 @@ class Metrics:
         self.identifications = Counter(
             "cratewatch_identifications", "successful /identify calls", registry=r
         )
+        self.decisions = Counter(
+            "cratewatch_identify_decisions",
+            "identify answers by the path that decided and whether an album was identified",
+            ["decided_by", "identified"], registry=r,
+        )
         self.catalog_albums = Gauge("cratewatch_catalog_albums", "searchable albums", registry=r)
         self.model_info = Gauge(
             "cratewatch_model_info", "loaded embedder",
