@@ -138,3 +138,26 @@ def test_bad_rows_are_reported_by_line_and_never_stop_the_rest() -> None:
     assert [r["line"] for r in parsed.rejected] == [2, 3, 4, 5, 6]
     assert "unknown album_id 'zz'" in str(parsed.rejected[1]["error"])
     assert [(s.line, s.quantity, s.sold_at) for s in parsed.sales] == [(8, 3, 1_779_955_200.0)]
+
+
+def test_import_sales_cli_matches_the_api(analytics_db: str | None, tmp_path: Path,
+                                          catalog_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from service.cli import main
+
+    if analytics_db:
+        monkeypatch.setenv("CRATEWATCH_DATABASE_URL", analytics_db)
+    csv = tmp_path / "sales.csv"
+    csv.write_text("sold_at,album_id,quantity\n2026-03-01T10:00,alb-001,2\n"
+                   "2026-03-01T10:00,alb-001,2\n2026-03-01T11:00,gone,1\n")
+    args = ["import-sales", str(csv), "--catalog", str(catalog_dir), "--data",
+            str(tmp_path / "data")]
+    assert main(args) == 1  # a row was rejected
+    assert json.loads(capsys.readouterr().out) == {
+        "imported": 1, "duplicates": 1,
+        "rejected": [{"line": 4, "error": "unknown album_id 'gone'"}]}
+    assert main(args) == 1
+    assert json.loads(capsys.readouterr().out)["duplicates"] == 2
+    assert main(["import-sales", str(tmp_path / "missing.csv")]) == 2

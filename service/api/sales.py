@@ -15,7 +15,8 @@ router = APIRouter(tags=["analytics"])
 
 
 @router.post("/sales", response_model=SalesImported, dependencies=[KeyAccess],
-             responses={401: {"model": ErrorOut}, 413: {"model": ErrorOut},
+             responses={400: {"model": ErrorOut, "description": "malformed multipart body"},
+                        401: {"model": ErrorOut}, 413: {"model": ErrorOut},
                         422: {"model": ErrorOut, "description": "not a usable sales CSV"},
                         503: {"model": ErrorOut}})
 async def import_sales(
