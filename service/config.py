@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     exact_search_limit: int = Field(default=100_000, ge=1, description="flat index up to this")
     approx_index: Literal["hnsw", "ivf"] = Field(default="hnsw")
     embed_batch_size: int = Field(default=32, ge=1)
+    reject_duplicate_images: bool = Field(
+        default=False, description="409 instead of 201 + duplicate_of for an enrolled image")
     log_level: str = Field(default="INFO")
     database_url: SecretStr | None = Field(
         default=None, description="postgresql://... for a shared analytics store; unset: SQLite")

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from service.enrol import StorageFull
+
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any]
@@ -89,6 +91,8 @@ class SqliteBackend:
                         self._db.execute("ROLLBACK")
                     raise
             except sqlite3.OperationalError as exc:  # locked too long, disk full, I/O error
+                if "full" in str(exc):
+                    raise StorageFull(f"analytics store {self.where}: {exc}") from exc
                 raise AnalyticsUnavailable(f"{self.where}: {exc}") from exc
 
     def close(self) -> None:
