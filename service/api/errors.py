@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from service.analytics.db import AnalyticsUnavailable
 from service.engine import AlbumNotFound, DuplicateImage
 from service.enrol import StorageBusy, StorageFull
 from service.imaging import ImageRejected
@@ -25,6 +26,10 @@ async def _album_exists(_: Request, exc: Exception) -> JSONResponse:
 
 async def _album_not_found(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"album {exc.args[0]!r} not found"}, status_code=404)
+
+
+async def _analytics_down(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
 
 async def _duplicate_image(_: Request, exc: Exception) -> JSONResponse:
@@ -54,6 +59,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ImageRejected, _image_rejected)
     app.add_exception_handler(AlbumExists, _album_exists)
     app.add_exception_handler(AlbumNotFound, _album_not_found)
+    app.add_exception_handler(AnalyticsUnavailable, _analytics_down)
     app.add_exception_handler(DuplicateImage, _duplicate_image)
     # Handled here (not as 500s), these keep the connection open.
     app.add_exception_handler(StorageFull, _storage_full)
