@@ -11,7 +11,9 @@ import anyio
 from fastapi import FastAPI
 
 import service
-from service.api import catalog, health, identify
+from service.analytics.db import AnalyticsUnavailable
+from service.analytics.store import AnalyticsStore
+from service.api import analytics, catalog, health, identify, sales
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, LoadShedMiddleware, MetricsMiddleware
 from service.config import Settings
@@ -20,6 +22,7 @@ from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S = 30.0
+RETENTION_EVERY_S = 3600.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,6 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     engine = Engine(settings, metrics)
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    store = AnalyticsStore(url, settings.data, settings.browse_gap_s,
+                           settings.sightings_retention_days)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,12 +40,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # /healthz must answer while a large catalog embeds: load off the event loop.
         loader = threading.Thread(target=engine.load, name="cratewatch-load", daemon=True)
         loader.start()
+        stop_purge = threading.Event()
+        purger = threading.Thread(target=_retention_loop, args=(store, stop_purge),
+                                  name="cratewatch-retention", daemon=True)
+        purger.start()
         try:
             yield
         finally:
+            stop_purge.set()
             engine.stop_loading()
             loader.join(timeout=SHUTDOWN_WAIT_S)
+            purger.join(timeout=SHUTDOWN_WAIT_S)
             engine.close()
+            store.close()
 
     app = FastAPI(
         title="cratewatch",
@@ -50,15 +63,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.engine = engine
-    app.include_router(health.router)
-    app.include_router(identify.router)
-    app.include_router(catalog.router)
+    app.state.analytics = store
+    routers = (health.router, identify.router, catalog.router, sales.router, analytics.router)
+    for router in routers:
+        app.include_router(router)
     install_error_handlers(app)
-    routes = [r for router in (health.router, identify.router, catalog.router)
-              for r in router.routes]
+    routes = [r for router in routers for r in router.routes]
     # Added innermost first: metrics sees everything, including shed and oversize responses.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes,
                        timeout_s=settings.request_timeout_s)
     app.add_middleware(LoadShedMiddleware, metrics=metrics, limit=settings.max_inflight)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=routes)
     return app
+
+
+def _retention_loop(store: AnalyticsStore, stop: threading.Event) -> None:
+    """Open the analytics store (migrations) at startup, then enforce retention hourly."""
+    while True:
+        try:
+            store.open()
+            store.purge_expired()
+        except AnalyticsUnavailable:
+            pass  # logged by the store; requests retry, and so does the next round
+        if stop.wait(RETENTION_EVERY_S):
+            return

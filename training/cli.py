@@ -69,6 +69,8 @@ def _add_eval_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--queries", type=Path, required=True)
     p.add_argument("--out", type=Path, default=None, help="default: <queries>/eval-<model>")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--distractors", type=Path, default=None,
+                   help="extra catalog (e.g. from `ood-distractors`) ranked with the covers")
     p = sub.add_parser("export", help="checkpoint -> ONNX + sidecar, with parity check")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -88,7 +90,7 @@ def _add_eval_export(sub: argparse._SubParsersAction) -> None:
 def _eval(a: argparse.Namespace) -> None:
     from training.evaluate import evaluate, write_report
 
-    res = evaluate(a.model, a.catalog, a.queries, a.threads)
+    res = evaluate(a.model, a.catalog, a.queries, a.threads, a.distractors)
     out = a.out or a.queries / f"eval-{a.model.stem}"
     print(write_report(res, a.model, a.queries, out, a.catalog).read_text())
 
@@ -131,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     _add_synth(sub)
     _add_fit(sub)
     _add_eval_export(sub)
+    from training.ood.cli import add_parsers as add_ood
+
+    add_ood(sub)
     args = parser.parse_args(argv)
     if args.cmd == "fit":
         _fit(args)
@@ -147,6 +152,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {args.out}: {info.model_dump_json()}")
     elif args.cmd == "quantize":
         _quantize(args)
+    elif args.cmd == "ood":
+        from training.ood.cli import run_ood
+
+        run_ood(args)
+    elif args.cmd == "ood-distractors":
+        from training.ood.cli import run_distractors
+
+        run_distractors(args)
 
 
 if __name__ == "__main__":

@@ -83,23 +83,28 @@ class EvalResult:
     ranked: list[list[str]]
     rows: list[QueryRow]
     n_catalog: int
+    covers: list[Cover]  # what was ranked: catalog covers, then any distractors
 
 
-def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2) -> EvalResult:
-    """Embed the whole catalog and every query; rank with the service's FAISS index."""
+def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2,
+             distractors: Path | None = None) -> EvalResult:
+    """Embed the whole catalog (+ distractor covers) and every query; rank with the service's
+    FAISS index."""
     embedder = Embedder(model, threads=threads)
-    covers = load_catalog(catalog_dir)
+    covers = load_catalog(catalog_dir) + (load_catalog(distractors) if distractors else [])
+    if len({c.album_id for c in covers}) != len(covers):
+        raise ValueError("catalog and distractors share album ids")
     vectors = embed_covers(embedder, covers)
     index = VectorIndex.build(np.arange(len(covers), dtype=np.int64), vectors, exact_limit=10**6)
     rows = read_query_set(queries_dir)
     _, ids = index.search(embed_queries(embedder, rows), 5)
     ranked = [[covers[int(j)].album_id for j in row if j >= 0] for row in ids]
-    return EvalResult(scores_per_level(ranked, rows), ranked, rows, len(covers))
+    return EvalResult(scores_per_level(ranked, rows), ranked, rows, len(covers), covers)
 
 
-def failure_sheet(res: EvalResult, catalog_dir: Path, path: Path, limit: int = 24) -> int:
+def failure_sheet(res: EvalResult, path: Path, limit: int = 24) -> int:
     """Rows of (query | wrong top-1 | true cover) for the first ``limit`` failures."""
-    by_id = {c.album_id: c for c in load_catalog(catalog_dir)}
+    by_id = {c.album_id: c for c in res.covers}
     fails = [i for i, r in enumerate(res.rows) if res.ranked[i][:1] != [r.album_id]][:limit]
     cell = 96
     sheet = Image.new("L", (3 * cell * 2, max(1, (len(fails) + 1) // 2) * cell), 255)
@@ -121,9 +126,10 @@ def write_report(res: EvalResult, model: Path, queries_dir: Path, out_dir: Path,
     """``report.md`` + ``scores.json`` + ``failures.png`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scores.json").write_text(json.dumps(res.scores, indent=1) + "\n")
-    n_fail = failure_sheet(res, catalog_dir, out_dir / "failures.png")
+    n_fail = failure_sheet(res, out_dir / "failures.png")
     lines = [f"# Evaluation of `{model}`", "",
-             f"Queries: `{queries_dir}`; catalog: {res.n_catalog} covers (`{catalog_dir}`).", "",
+             f"Queries: `{queries_dir}`; catalog: {res.n_catalog} covers (`{catalog_dir}`"
+             " + distractors, if any).", "",
              "| level | n | P@1 | P@5 |", "|---|---|---|---|"]
     for level, s in res.scores.items():
         lines.append(f"| {level} | {int(s['n'])} | {s['p@1']:.3f} | {s['p@5']:.3f} |")

@@ -32,6 +32,8 @@ class AlbumOut(BaseModel):
     title: str
     metadata: dict[str, str]
     source: str
+    image_status: str = Field(
+        "ok", description="ok (searchable), missing or unreadable (delete and enrol again)")
 
 
 class AlbumPage(BaseModel):
@@ -43,6 +45,8 @@ class AlbumPage(BaseModel):
 
 class Created(BaseModel):
     album_id: str
+    duplicate_of: str | None = Field(
+        None, description="an album with the same image (same sha256); absent when none")
 
 
 class ErrorOut(BaseModel):
