@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers.server import LiveServer, free_port
+from service.testing.server import LiveServer, free_port
 from tests.test_deploy_dashboard import dashboard_exprs
 
 ROOT = Path(__file__).resolve().parent.parent

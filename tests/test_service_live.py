@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers.images import new_cover_png
-from tests.helpers.server import LiveServer
+from service.testing.images import new_cover_png
+from service.testing.server import LiveServer
 
 
 def _file(data: bytes) -> dict[str, tuple[str, bytes, str]]:
