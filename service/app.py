@@ -12,8 +12,10 @@ from fastapi import FastAPI
 
 import service
 from service.api import catalog, health, identify
+from service.api.admission import Admission
 from service.api.errors import install_error_handlers
-from service.api.middleware import BodyLimitMiddleware, LoadShedMiddleware, MetricsMiddleware
+from service.api.middleware import BodyLimitMiddleware, instrument
+from service.api.pages import install_pages
 from service.config import Settings
 from service.engine import Engine
 from service.metrics import Metrics
@@ -22,15 +24,26 @@ log = logging.getLogger(__name__)
 SHUTDOWN_WAIT_S = 30.0
 
 
+def _announce(engine: Engine, settings: Settings) -> None:
+    """One line saying where the service is and what it serves, once ready (``make run``)."""
+    host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    log.info("READY: http://%s:%d serving %d albums with model %s (API docs at /docs)",
+             host, settings.port, len(engine.albums), engine.model_version)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the model and index load in a background thread once it starts."""
     settings = settings or Settings()
     metrics = Metrics()
     engine = Engine(settings, metrics)
+    if settings.workers is not None:
+        log.warning("CRATEWATCH_WORKERS is deprecated: it is the number of inference jobs run "
+                    "at once, now CRATEWATCH_INFERENCE_CONCURRENCY (using %d)",
+                    settings.inference_concurrency)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.inference_limiter = anyio.CapacityLimiter(settings.workers)
+        app.state.inference_limiter = anyio.CapacityLimiter(settings.inference_concurrency)
         # /healthz must answer while a large catalog embeds: load off the event loop.
         loader = threading.Thread(target=engine.load, name="cratewatch-load", daemon=True)
         loader.start()
@@ -46,19 +59,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=service.__version__,
         description="Identify vinyl album covers in shop-floor CCTV crops.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by service.api.pages
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.engine = engine
+    app.state.admission = Admission(metrics, settings.max_inflight)
+    engine.on_ready = lambda: _announce(engine, settings)
     app.include_router(health.router)
     app.include_router(identify.router)
     app.include_router(catalog.router)
+    install_pages(app)
     install_error_handlers(app)
-    routes = [r for router in (health.router, identify.router, catalog.router)
-              for r in router.routes]
-    # Added innermost first: metrics sees everything, including shed and oversize responses.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes,
                        timeout_s=settings.request_timeout_s)
-    app.add_middleware(LoadShedMiddleware, metrics=metrics, limit=settings.max_inflight)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=routes)
+    instrument(app, metrics)  # last, so outermost: it sees 413 and 408 answers too
     return app

@@ -27,7 +27,9 @@ async def identify(
     k: Annotated[int, Query(ge=1, le=50, description="number of matches")] = 5,
 ) -> IdentifyResponse:
     """Identify the album in an image: best matches first, with scores and stage timings."""
-    data = await image.read()
-    result = await run_blocking(request, engine.identify, data, k)
+    # FastAPI has read the whole body before this runs: only complete uploads take a slot.
+    with request.app.state.admission.admit():
+        data = await image.read()
+        result = await run_blocking(request, engine.identify, data, k)
     request.app.state.metrics.identifications.inc()
     return IdentifyResponse.model_validate(result)
