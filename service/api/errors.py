@@ -21,7 +21,7 @@ MAX_ERRORS = 20
 def _capped(error: dict[str, Any]) -> dict[str, Any]:
     """One validation error with its echoed input cut to a preview (two 1 MB fields gave a 2 MB
     422 body before)."""
-    out = {k: error[k] for k in ("type", "loc", "msg") if k in error}
+    out: dict[str, Any] = {k: error[k] for k in ("type", "loc", "msg") if k in error}
     value = error.get("input")
     if isinstance(value, str | bytes):
         preview = value[:ECHO_CHARS]
