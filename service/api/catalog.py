@@ -57,7 +57,8 @@ async def list_albums(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     q: Annotated[str | None, Query(max_length=200, description="search id, artist, title")] = None,
 ) -> AlbumPage:
-    """List searchable albums, paged, in load/enrolment order; ``q`` filters (no case)."""
+    """List albums, paged, in load/enrolment order (image_status says if searchable);
+    ``q`` filters by id, artist or title (ignoring case)."""
     albums = list(engine.albums.values())
     if q:
         needle = q.casefold()
@@ -80,7 +81,8 @@ async def get_album_image(engine: EngineDep, album_id: AlbumId) -> FileResponse:
     _album(engine, album_id)
     path = engine.albums[album_id].image_path
     if not path.is_file():
-        raise AlbumNotFound(album_id)
+        raise HTTPException(404, detail=f"album {album_id!r} has no image file (image_status "
+                            "missing): delete it and enrol it again")
     return FileResponse(path, media_type=MEDIA.get(path.suffix.lower(), "application/octet-stream"))
 
 
@@ -122,7 +124,8 @@ async def add_album(
     metadata = _metadata(await request.form())
     data = await image.read()
     album = await run_blocking(request, engine.add, data, album_id, artist, title, metadata)
-    return Created(album_id=album.album_id, duplicate_of=engine.same_image(album))
+    same = engine.same_images.first(album.sha256, excluding=album.album_id)
+    return Created(album_id=album.album_id, duplicate_of=same)
 
 
 def _metadata(form: FormData) -> dict[str, str]:
