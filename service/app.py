@@ -13,7 +13,7 @@ from fastapi import FastAPI
 import service
 from service.analytics.db import AnalyticsUnavailable
 from service.analytics.store import AnalyticsStore
-from service.api import analytics, catalog, health, identify, sales
+from service.api import analytics, catalog, health, identify, sales, staff
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, LoadShedMiddleware, MetricsMiddleware
 from service.config import Settings
@@ -64,9 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.engine = engine
     app.state.analytics = store
-    routers = (health.router, identify.router, catalog.router, sales.router, analytics.router)
+    routers = (health.router, identify.router, catalog.router, sales.router, analytics.router,
+               staff.router)
     for router in routers:
         app.include_router(router)
+    staff.mount_static(app)
     install_error_handlers(app)
     routes = [r for router in routers for r in router.routes]
     # Added innermost first: metrics sees everything, including shed and oversize responses.

@@ -15,7 +15,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from service.cache import EmbeddingCache, embed_with_cache, sha256_bytes
+from service.cache import EmbeddingCache, SameImages, embed_with_cache, sha256_bytes
 from service.catalog import Album, load_catalog
 from service.config import Settings
 from service.decision import DEFAULT, Calibration, Evidence, decide, with_overrides
@@ -56,7 +56,7 @@ class Engine:
         self.albums: dict[str, Album] = {}
         self._int_of: dict[str, int] = {}
         self._album_of: dict[int, str] = {}
-        self._ids_by_sha: dict[str, list[str]] = {}  # image sha256 -> album ids, oldest first
+        self.same_images = SameImages()
         self._next_id = 0
         self._write_lock = threading.Lock()
         self._closing = threading.Event()
@@ -135,7 +135,10 @@ class Engine:
         cache = self.cache = EmbeddingCache(s.data / "embeddings.sqlite3", info.version,
                                             embedder.dim)
         items = list(albums.values())
-        digests = [self._file_hash(cache, a) for a in items]
+        digests = [cache.readable_file_hash(a.image_path) for a in items]
+        for album, digest in zip(items, digests, strict=True):
+            if not digest:
+                album.image_status = "missing"
         readable = [i for i, d in enumerate(digests) if d]
         vectors, embedded = embed_with_cache(
             cache, [digests[i] for i in readable],
@@ -153,7 +156,7 @@ class Engine:
                         if a.image_status == "ok"], dtype=np.int64)
         self.index = VectorIndex.build(ids, vectors[usable].reshape(-1, embedder.dim),
                                        s.exact_search_limit, s.approx_index)
-        self.metrics.catalog_albums.set(len(self.albums))
+        self.metrics.catalog_albums.set(self.index.ntotal)
         status = [a.image_status for a in items]
         self.stats = {
             "albums": len(self.albums), "searchable": len(ids), "embedded": embedded,
@@ -172,17 +175,6 @@ class Engine:
         self.stats["recall_at_10"] = round(recall, 4)
         log.info("%s index recall@10 vs exact on %d queries: %.4f", self.index.kind,
                  len(sample), recall)
-
-    @staticmethod
-    def _file_hash(cache: EmbeddingCache, album: Album) -> str:
-        """The image's sha256, or "" (status "missing") when the file cannot be read."""
-        try:
-            return cache.file_hash(album.image_path)
-        except OSError as exc:
-            log.error("album %s: image %s cannot be read (%s); kept as image_status 'missing'",
-                      album.album_id, album.image_path, exc)
-            album.image_status = "missing"
-            return ""
 
     def _embed_files(self, paths: list[Path]) -> np.ndarray:
         """Decode and embed catalog files; an undecodable file yields a zero row (dropped)."""
@@ -210,27 +202,17 @@ class Engine:
         self.albums[album.album_id] = album
         self._int_of[album.album_id] = iid
         self._album_of[iid] = album.album_id
-        if album.sha256:
-            self._ids_by_sha.setdefault(album.sha256, []).append(album.album_id)
+        self.same_images.add(album.sha256, album.album_id)
         return iid
 
     def _unregister(self, album: Album) -> None:
         self.albums.pop(album.album_id, None)
         iid = self._int_of.pop(album.album_id)
         self._album_of.pop(iid, None)
-        same = self._ids_by_sha.get(album.sha256, [])
-        if album.album_id in same:
-            same.remove(album.album_id)
-            if not same:
-                del self._ids_by_sha[album.sha256]
+        self.same_images.remove(album.sha256, album.album_id)
         if album.image_status == "ok":
             assert self.index is not None
             self.index.remove([iid])
-
-    def same_image(self, album: Album) -> str | None:
-        """The oldest other album with the same image bytes, if any."""
-        others = [a for a in self._ids_by_sha.get(album.sha256, []) if a != album.album_id]
-        return others[0] if others else None
 
     def identify(self, data: bytes, k: int) -> dict[str, Any]:
         """Decode -> embed -> search -> optional re-rank; returns the response body."""
@@ -292,9 +274,9 @@ class Engine:
         with self._write_lock:
             if album_id in self.albums:
                 raise AlbumExists(album_id)
-            same = self._ids_by_sha.get(digest)
-            if same and self.settings.reject_duplicate_images:
-                raise DuplicateImage(album_id, same[0])
+            same = self.same_images.first(digest)
+            if same is not None and self.settings.reject_duplicate_images:
+                raise DuplicateImage(album_id, same)
             iid = self._new_iid()  # taken now, given to the album only once it is stored
             stored: list[Album] = []
             run_all_or_nothing([
@@ -308,7 +290,7 @@ class Engine:
             album = stored[0]
             album.sha256 = digest
             self._register(album, iid)
-            self.metrics.catalog_albums.set(len(self.albums))
+            self.metrics.catalog_albums.set(self.index.ntotal)
         return album
 
     def delete(self, album_id: str) -> None:
@@ -324,7 +306,7 @@ class Engine:
                 # Re-enrolling the id later may write a different image to the same path.
                 self.reranker.forget(album.image_path)
             self._unregister(album)
-            self.metrics.catalog_albums.set(len(self.albums))
+            self.metrics.catalog_albums.set(self.index.ntotal)
 
     @property
     def calibration(self) -> Calibration:
