@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 0.0.0.0
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest lint-deploy demo-catalog clean
+.PHONY: run test lint typecheck pytest lint-deploy test-system-deps demo-catalog clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ run: $(VENV)/.service-installed
 		"anyone who can reach port $(PORT) can add and delete albums."; fi
 	$(BIN)/cratewatch serve --catalog catalog --data data --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev-installed lint typecheck lint-deploy pytest
+test: $(VENV)/.dev-installed test-system-deps lint typecheck lint-deploy pytest
+
+# Debian's postgresql and chromium for the analytics and staff page tests: installed when root,
+# else a loud SKIP line (and those tests skip).
+test-system-deps:
+	@bash .ci/test-system-deps.sh
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check service training tests benchmarks
