@@ -6,7 +6,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 # Debian package groups the tests use (deploy/install-system-deps.sh): installed when missing,
 # else a loud SKIP line and the tests that need them skip with the reason.
-SYSTEM_DEPS ?= prometheus
+SYSTEM_DEPS ?= prometheus postgresql chromium
 STAGE := bash deploy/stage.sh
 SUBMAKE := $(MAKE) --no-print-directory
 # glibc gives each thread that allocates its own arena, and large uploads decoded in several

@@ -8,7 +8,7 @@
 #     SKIP: <group> ... because <reason>
 # line, records the reason in .system-deps/<group>.skip for the tests that need the group (they
 # skip with that reason, see service/testing/system_deps.py) and carries on: exit status 0.
-# Add a group: one line in group_packages/group_commands/group_users below.
+# Add a group: one case line in each of group_packages, group_commands and group_users.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STATE_DIR="${SYSTEM_DEPS_DIR:-.system-deps}"
@@ -17,18 +17,24 @@ mkdir -p "$STATE_DIR"
 group_packages() {  # Debian packages of a group
     case "$1" in
         prometheus) echo "prometheus" ;;
+        postgresql) echo "postgresql" ;;
+        chromium) echo "chromium fonts-dejavu-core" ;;
         *) return 1 ;;
     esac
 }
-group_commands() {  # commands that must be on PATH afterwards
+group_commands() {  # commands on PATH, or path globs, that show the group is installed
     case "$1" in
         prometheus) echo "promtool prometheus" ;;
+        postgresql) echo "/usr/lib/postgresql/*/bin/initdb" ;;
+        chromium) echo "/usr/bin/chromium" ;;
         *) return 1 ;;
     esac
 }
 group_users() {  # what is skipped without the group
     case "$1" in
         prometheus) echo "deploy/check.sh promtool checks and tests/test_deploy_prometheus.py" ;;
+        postgresql) echo "analytics on PostgreSQL: tests/test_analytics_*.py, tests/test_deploy_grafana_sql.py" ;;
+        chromium) echo "the staff page in headless Chromium: tests/test_staff_page.py" ;;
         *) return 1 ;;
     esac
 }
@@ -36,7 +42,11 @@ group_users() {  # what is skipped without the group
 missing_commands() {
     local cmd missing=()
     for cmd in $(group_commands "$1"); do
-        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+        if [[ "$cmd" == */* ]]; then
+            compgen -G "$cmd" >/dev/null || missing+=("$cmd")
+        else
+            command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+        fi
     done
     echo "${missing[*]:-}"
 }
@@ -72,7 +82,7 @@ for group in "$@"; do
     rm -f "$STATE_DIR/$group.skip"
     missing="$(missing_commands "$group")"
     if [ -z "$missing" ]; then
-        echo "system deps: $group already installed ($(group_commands "$group"))"
+        echo "system deps: $group present ($(group_commands "$group"))"
         continue
     fi
     if ! why="$(can_install "$group" "$packages")"; then
@@ -80,6 +90,8 @@ for group in "$@"; do
         continue
     fi
     echo "system deps: installing $packages (apt-get) for $missing"
+    started=$(date +%s)
+    # shellcheck disable=SC2086  # the package list is meant to split
     if ! apt_install $packages; then
         skip "$group" "apt-get install $packages failed (exit $?; no network or no Debian?)"
         continue
@@ -87,6 +99,8 @@ for group in "$@"; do
     missing="$(missing_commands "$group")"
     if [ -n "$missing" ]; then
         skip "$group" "$missing still missing after apt-get install $packages"
+    else
+        echo "system deps: installed $packages in $(( $(date +%s) - started )) s"
     fi
 done
 exit 0

@@ -2,6 +2,11 @@
 
 A second table remembers (path, size, mtime) -> sha256 so that an unchanged catalog is not even
 re-read and re-hashed on restart: 10,000 unchanged images come back in seconds.
+
+The cache is derived data: :func:`open_derived_db` moves a database that cannot be opened or
+fails SQLite's quick check aside (kept for a post-mortem, logged loudly) and starts an empty
+one, so a corrupt cache costs a re-embedding, not the service. Only derived stores may use it:
+never the album store, the only copy of enrolled albums.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import hashlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,8 +34,81 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 """
 
 
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+
+
+class CorruptDatabase(sqlite3.DatabaseError):
+    """The file opened but failed ``PRAGMA quick_check``."""
+
+
+def open_derived_db(path: Path, schema: str) -> sqlite3.Connection:
+    """Open (creating) a rebuildable SQLite cache; a corrupt one is moved aside and recreated."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _open_checked(path, schema)
+    except sqlite3.DatabaseError as exc:
+        # Only corruption: a locked or unwritable database is not the cache's fault.
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if not isinstance(exc, CorruptDatabase) and code not in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            raise
+        aside = _move_aside(path)
+        log.error("DERIVED CACHE %s CANNOT BE READ (%s): moved aside to %s and rebuilt from "
+                  "scratch; everything in it is computed again", path, exc, aside)
+        return _open_checked(path, schema)
+
+
+def _open_checked(path: Path, schema: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(schema)
+        # A damaged page may open fine and fail mid-load: check the whole file now (a few ms
+        # per MB), while moving it aside is still cheap.
+        result = db.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise CorruptDatabase(f"quick_check: {result}")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename the database and its WAL/SHM files to ``<name>.corrupt-<UTC time>[-wal|-shm]``."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{path}{suffix}")
+        if src.exists():
+            src.replace(Path(f"{aside}{suffix}"))
+    return aside
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+class SameImages:
+    """Image sha256 -> album ids holding that image, oldest first: names duplicate enrolments."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, list[str]] = {}
+
+    def add(self, digest: str, album_id: str) -> None:
+        if digest:
+            self._ids.setdefault(digest, []).append(album_id)
+
+    def remove(self, digest: str, album_id: str) -> None:
+        ids = self._ids.get(digest, [])
+        if album_id in ids:
+            ids.remove(album_id)
+            if not ids:
+                del self._ids[digest]
+
+    def first(self, digest: str, excluding: str | None = None) -> str | None:
+        """The oldest album with this image, other than ``excluding``."""
+        return next((a for a in self._ids.get(digest, []) if a != excluding), None)
 
 
 class EmbeddingCache:
@@ -38,12 +117,8 @@ class EmbeddingCache:
     def __init__(self, path: Path, model_version: str, dim: int) -> None:
         self.model_version = model_version
         self.dim = dim
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_derived_db(path, SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -66,6 +141,14 @@ class EmbeddingCache:
                 (key, st.st_size, st.st_mtime_ns, digest),
             )
         return digest
+
+    def readable_file_hash(self, path: Path) -> str:
+        """:meth:`file_hash`, or "" when the file is gone or cannot be read (logged)."""
+        try:
+            return self.file_hash(path)
+        except OSError as exc:
+            log.error("image %s cannot be read: %s", path, exc)
+            return ""
 
     def get_many(self, digests: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}

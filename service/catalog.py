@@ -13,13 +13,23 @@ from PIL import Image, UnidentifiedImageError
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("album_id", "artist", "title", "image")
-# Ids end up in file names and URLs: a conservative alphabet keeps both safe.
+# Ids end up in file names and URLs: a conservative alphabet keeps both safe. The pattern text
+# is also the OpenAPI pattern (ECMA: ``$`` is the end of input); Python must use fullmatch,
+# because there ``$`` also matches before a trailing newline ("abc\n" was once enrolled).
 ALBUM_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ALBUM_ID_RULE = f"album_id must match {ALBUM_ID_RE.pattern} and contain no '..'"
 
 
 def valid_album_id(album_id: str) -> bool:
     """True for ids safe as a file name and a URL segment (no slashes, no ``..``)."""
-    return bool(ALBUM_ID_RE.match(album_id)) and ".." not in album_id
+    return ALBUM_ID_RE.fullmatch(album_id) is not None and ".." not in album_id
+
+
+def check_album_id(album_id: str) -> str:
+    """Pydantic validator form of :func:`valid_album_id` (path parameters)."""
+    if not valid_album_id(album_id):
+        raise ValueError(ALBUM_ID_RULE)
+    return album_id
 
 
 @dataclass
@@ -32,6 +42,10 @@ class Album:
     image_path: Path
     metadata: dict[str, str] = field(default_factory=dict)
     source: str = "catalog"  # "catalog" (read-only directory) or "enrolled" (data dir)
+    # "ok" (searchable), "missing" or "unreadable": such an album stays visible and deletable
+    # instead of becoming a ghost that blocks its id.
+    image_status: str = "ok"
+    sha256: str = ""  # of the image bytes, once known: names duplicates
 
     def public(self) -> dict[str, object]:
         return {
@@ -40,6 +54,7 @@ class Album:
             "title": self.title,
             "metadata": self.metadata,
             "source": self.source,
+            "image_status": self.image_status,
         }
 
 

@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--albums", type=int, default=40)
     demo.add_argument("--crops", type=int, default=5)
     demo.add_argument("--seed", type=int, default=7)
+    sales = sub.add_parser("import-sales", help="import a sales CSV into the analytics store")
+    sales.add_argument("file", type=Path, help="CSV: sold_at,album_id,quantity[,sale_id,...]")
+    sales.add_argument("--catalog", type=Path, help="catalog dir (CRATEWATCH_CATALOG)")
+    sales.add_argument("--data", type=Path, help="data dir (CRATEWATCH_DATA)")
     return parser
 
 
@@ -38,7 +42,29 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         write_demo_catalog(args.out, n_albums=args.albums, n_crops=args.crops, seed=args.seed)
         return 0
+    if args.command == "import-sales":
+        return import_sales(args)
     return serve(args)
+
+
+def import_sales(args: argparse.Namespace) -> int:
+    """Print the import result as JSON; exit 1 if rows were rejected, 2 if the file was."""
+    import json
+
+    from service.analytics.db import AnalyticsUnavailable
+    from service.analytics.importer import import_sales_file
+    from service.analytics.sales_csv import BadSalesFile
+    from service.config import Settings
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k in ("catalog", "data") if (v := getattr(args, k)) is not None}
+    try:
+        result = import_sales_file(Settings(**overrides), args.file)
+    except (OSError, BadSalesFile, AnalyticsUnavailable) as exc:
+        print(f"import-sales: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 1 if result["rejected"] else 0
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import math
 import os
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,12 +72,42 @@ class Settings(BaseSettings):
     rerank_accept_inliers: int = Field(
         default=40, ge=0, description="stop re-ranking at a candidate with this many inliers")
     rerank_cache: int = Field(default=1024, ge=1, description="catalog covers' features kept")
+    accept_inliers: int | None = Field(
+        default=None, ge=1, description="override the model's calibrated acceptance inliers")
+    accept_coverage: float | None = Field(
+        default=None, ge=0, le=1, description="override the calibrated inlier spread to accept")
+    gate_score: float | None = Field(
+        default=None, description="override the calibrated top cosine that skips local features")
+    gate_margin: float | None = Field(
+        default=None, description="override the calibrated top1-top2 margin of the gate")
     exact_search_limit: int = Field(default=100_000, ge=1, description="flat index up to this")
     approx_index: Literal["hnsw", "ivf"] = Field(default="hnsw")
     embed_batch_size: int = Field(default=32, ge=1)
+    reject_duplicate_images: bool = Field(
+        default=False, description="409 instead of 201 + duplicate_of for an enrolled image")
     log_level: str = Field(default="INFO")
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql://... for a shared analytics store; unset: SQLite")
+    browse_gap_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="sightings closer than this are one browse")
+    timezone: str = Field(default="UTC", description="the shop's IANA time zone")
+    sightings_retention_days: int = Field(
+        default=365, ge=0, description="sightings older than this are deleted; 0 keeps all")
 
-    @field_validator("api_key", mode="before")
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @field_validator("api_key", "database_url", mode="before")
     @classmethod
     def _blank_key_is_unset(cls, value: object) -> object:
         # An empty CRATEWATCH_API_KEY= line in .env must not mean "the empty string is the key":

@@ -31,6 +31,11 @@ class Metrics:
         self.identifications = Counter(
             "cratewatch_identifications", "successful /identify calls", registry=r
         )
+        self.decisions = Counter(
+            "cratewatch_identify_decisions",
+            "identify answers by the path that decided and whether an album was identified",
+            ["decided_by", "identified"], registry=r,
+        )
         self.catalog_albums = Gauge("cratewatch_catalog_albums", "searchable albums", registry=r)
         self.model_info = Gauge(
             "cratewatch_model_info", "loaded embedder",
@@ -41,6 +46,14 @@ class Metrics:
             "cratewatch_inflight_requests", "identify requests in flight", registry=r
         )
         self.shed = Counter("cratewatch_shed", "identify requests shed with 503", registry=r)
+        # Analytics counters carry no album label: the catalog may hold 100k albums.
+        self.sightings = Counter("cratewatch_sightings", "sightings stored", registry=r)
+        self.browses = Counter(
+            "cratewatch_browses", "sightings that started a browse when stored", registry=r)
+        self.sales_imported = Counter(
+            "cratewatch_sales_imported", "sale rows imported (duplicates excluded)", registry=r)
+        self.sales_rejected = Counter(
+            "cratewatch_sales_rejected", "sale rows rejected on import", registry=r)
 
     def observe_stages(self, timings_ms: dict[str, float]) -> None:
         for stage, ms in timings_ms.items():

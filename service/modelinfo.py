@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from service.decision import Calibration
+
 
 class ModelInfo(BaseModel):
     """Preprocessing and identity of one exported embedder (sidecar ``<model>.json``)."""
@@ -21,6 +23,8 @@ class ModelInfo(BaseModel):
     std: list[float]
     embedding_dim: int = Field(gt=0)
     extra: dict[str, object] = Field(default_factory=dict, description="free-form provenance")
+    calibration: Calibration | None = Field(
+        default=None, description="gate/acceptance thresholds written by `cratewatch calibrate`")
 
     @classmethod
     def for_model(cls, model_path: Path) -> ModelInfo:

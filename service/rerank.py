@@ -78,16 +78,44 @@ class GeometricVerifier:
 
     def inliers(self, q: LocalFeatures, c: LocalFeatures) -> int:
         """Inliers of a RANSAC homography fitted to Lowe-ratio matches from ``q`` to ``c``."""
+        return self.match(q, c).inliers
+
+    def match(self, q: LocalFeatures, c: LocalFeatures) -> Verified:
+        """Inliers of a RANSAC homography from ``q`` to ``c`` and their spread over ``c``."""
         if len(q.desc) < 2 or len(c.desc) < 2:
-            return 0
+            return Verified(0, 0.0)
         pairs = self._matcher.knnMatch(q.desc.astype(np.float32), c.desc.astype(np.float32), k=2)
         good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < self.ratio * p[1].distance]
         if len(good) < 4:
-            return 0
+            return Verified(0, 0.0)
         src = q.points[[m.queryIdx for m in good]].reshape(-1, 1, 2)
         dst = c.points[[m.trainIdx for m in good]].reshape(-1, 1, 2)
         h, mask = cv2.findHomography(src, dst, cv2.RANSAC, self.ransac_px)
-        return 0 if h is None or mask is None else int(mask.sum())
+        if h is None or mask is None:
+            return Verified(0, 0.0)
+        inl = dst.reshape(-1, 2)[mask.ravel() > 0]
+        return Verified(int(mask.sum()), grid_coverage(inl, self.side))
+
+
+@dataclass(frozen=True)
+class Verified:
+    inliers: int
+    coverage: float  # share of the cover's GRID x GRID cells holding an inlier
+
+
+GRID = 4
+
+
+def grid_coverage(points: np.ndarray, side: int) -> float:
+    """Share of a GRID x GRID grid over the cover that holds at least one inlier.
+
+    Chance agreements (shared fonts, logos, barcodes) cluster in one region of a cover; a true
+    view of the sleeve spreads its inliers over it.
+    """
+    if len(points) == 0:
+        return 0.0
+    cells = np.clip((points * GRID / side).astype(np.int64), 0, GRID - 1)
+    return len({(int(x), int(y)) for x, y in cells}) / GRID**2
 
 
 class Reranker:
@@ -133,21 +161,22 @@ class Reranker:
         with self._lock:
             self._cache.pop(path, None)
 
-    def order(self, query: Image.Image, paths: list[Path]) -> list[int]:
+    def order(self, query: Image.Image, paths: list[Path]) -> tuple[list[int], list[Verified]]:
         """Positions of ``paths`` reordered: verified candidates (>= MIN_INLIERS) first by
-        inlier count, then the rest in the embedding's order.
+        inlier count, then the rest in the embedding's order; plus each path's evidence.
 
         Candidates are checked in the embedding's order and checking stops at the first one
         with ``accept_inliers``: such a count does not happen by chance, and with a good
         embedding the true cover is usually first, so most queries cost one verification.
         """
         q = self.verifier.features(query)
-        counts = [0] * len(paths)
+        found = [Verified(0, 0.0)] * len(paths)
         for i, p in enumerate(paths):
             cand = self._candidate(p)
-            counts[i] = 0 if cand is None else self.verifier.inliers(q, cand)
-            if self.accept_inliers and counts[i] >= self.accept_inliers:
+            found[i] = Verified(0, 0.0) if cand is None else self.verifier.match(q, cand)
+            if self.accept_inliers and found[i].inliers >= self.accept_inliers:
                 break
+        counts = [v.inliers for v in found]
         verified = sorted((i for i, n in enumerate(counts) if n >= MIN_INLIERS),
                           key=lambda i: (-counts[i], i))
-        return verified + [i for i in range(len(paths)) if counts[i] < MIN_INLIERS]
+        return verified + [i for i in range(len(paths)) if counts[i] < MIN_INLIERS], found

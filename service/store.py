@@ -3,10 +3,16 @@
 Ordering is what makes a ``kill -9`` safe: an image is written to a temp file, fsynced, renamed
 and its directory fsynced *before* the record commits, so a committed record always has its
 image. A delete removes the record first, then the file. Startup sweeps what a kill left behind.
+
+This store holds the only copy of every upload, so nothing here ever deletes an image it cannot
+account for: an image without a record (a kill between rename and commit, or a lost or empty
+``albums.sqlite3``) is moved to ``quarantine/<UTC time>/`` and logged, never unlinked; a record
+whose image is gone is kept, and shown as such, until the client deletes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +28,7 @@ from service.catalog import Album, valid_album_id
 log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp-"
+QUARANTINE = "quarantine"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS albums (
     album_id TEXT PRIMARY KEY,
@@ -42,8 +49,9 @@ class AlbumExists(Exception):
 @dataclass
 class ReconcileReport:
     temp_removed: int = 0
-    orphan_images_removed: int = 0
+    images_quarantined: int = 0
     records_without_image: int = 0
+    quarantine_dir: str = ""
 
 
 def fsync_dir(path: Path) -> None:
@@ -74,27 +82,49 @@ class AlbumStore:
             self._db.close()
 
     def _reconcile(self) -> ReconcileReport:
-        """Remove temp files and images without a record; drop records whose image is gone."""
+        """Remove temp files, quarantine images without a record, report records without image.
+
+        A temp file never backed a 201 (the reply follows the rename and the commit), so it goes.
+        """
         report = ReconcileReport()
         with self._lock:
             known = {row[0] for row in self._db.execute("SELECT image FROM albums")}
+            orphans: list[Path] = []
             for path in self.images.iterdir():
                 if path.name.startswith(TMP_PREFIX):
                     path.unlink(missing_ok=True)
                     report.temp_removed += 1
                 elif path.name not in known:
-                    path.unlink(missing_ok=True)
-                    report.orphan_images_removed += 1
-            for album_id, image in list(self._db.execute("SELECT album_id, image FROM albums")):
+                    orphans.append(path)
+            if orphans:
+                report.quarantine_dir = str(self._quarantine(orphans))
+                report.images_quarantined = len(orphans)
+            for album_id, image in self._db.execute("SELECT album_id, image FROM albums"):
                 if not (self.images / image).is_file():
-                    log.error("enrolled album %s lost image %s; record dropped", album_id, image)
-                    self._db.execute("DELETE FROM albums WHERE album_id=?", (album_id,))
+                    log.error("enrolled album %s has no image file %s: kept and shown with "
+                              "image_status 'missing'; delete it and enrol it again", album_id,
+                              image)
                     report.records_without_image += 1
-            self._db.commit()
-        if report.temp_removed or report.orphan_images_removed or report.records_without_image:
+        if report.temp_removed or report.images_quarantined or report.records_without_image:
             log.warning("data dir reconciled: %s", report)
         fsync_dir(self.images)
         return report
+
+    def _quarantine(self, orphans: list[Path]) -> Path:
+        """Move images without a record aside: they may be the only copy of an upload."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.root / QUARANTINE / stamp
+        target.mkdir(parents=True, exist_ok=True)
+        for path in orphans:
+            os.replace(path, target / path.name)
+        fsync_dir(target)
+        fsync_dir(target.parent)
+        log.error(
+            "%d enrolled image(s) had no album record (a kill between write and commit, or a "
+            "missing or empty albums.sqlite3): moved to %s, NOT deleted. Each file is named "
+            "<album_id>.<ext>; re-enrol it with POST /catalog/add (see README, 'Your own "
+            "catalog'), then remove the file.", len(orphans), target)
+        return target
 
     def albums(self) -> list[Album]:
         with self._lock:
@@ -123,7 +153,8 @@ class AlbumStore:
         with self._lock:
             if self._db.execute("SELECT 1 FROM albums WHERE album_id=?", (album_id,)).fetchone():
                 raise AlbumExists(album_id)
-            self._write_file(self.images / name, image)
+            final = self.images / name
+            self._write_file(final, image)
             try:
                 with self._db:
                     self._db.execute(
@@ -132,24 +163,34 @@ class AlbumStore:
                         (album_id, artist, title, json.dumps(metadata), name, time.time()),
                     )
                     self._db.execute("DELETE FROM deleted WHERE album_id=?", (album_id,))
-            except sqlite3.Error:
-                (self.images / name).unlink(missing_ok=True)
+            except BaseException:
+                with contextlib.suppress(OSError):  # no record: the image must not stay
+                    final.unlink(missing_ok=True)
                 raise
         return Album(album_id, artist, title, self.images / name, metadata, "enrolled")
 
     def _write_file(self, final: Path, data: bytes) -> None:
+        """Temp file, fsync, rename, fsync the directory; on any failure nothing stays behind
+        (a full disk must not leave ``.tmp-*`` files until the next restart)."""
         tmp = final.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        fsync_dir(final.parent)
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+        except BaseException:
+            for leftover in (tmp, final):
+                with contextlib.suppress(OSError):  # keep the original error, not a cleanup one
+                    leftover.unlink(missing_ok=True)
+            raise
 
     def delete(self, album_id: str) -> None:
         """Drop any enrolled record and hide the id from the catalog, in one transaction.
 
-        Record first, then the file: a kill in between leaves an orphan image that startup removes.
+        Record first, then the file: a kill in between leaves an orphan image that startup
+        quarantines.
         """
         with self._lock:
             row = self._db.execute(

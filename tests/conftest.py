@@ -7,11 +7,15 @@ Reusable by every test module:
   app_client(settings)  context manager: TestClient through the lifespan, waits until ready
   client                a ready TestClient on the default settings
   live_server           LiveServer (``cratewatch serve`` subprocess) on the catalog, not started
+  postgres_server       session: a real PostgreSQL in a temp dir (skips loudly when missing)
+  analytics_db          parametrised: None (SQLite) and a fresh PostgreSQL database URL
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +27,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.config import Settings
 from service.testing.images import make_catalog
+from service.testing.postgres import INSTALL_HINT, PostgresServer, find_bindir
 from service.testing.server import LiveServer
 from service.testing.tiny_model import build_tiny_model
 
@@ -105,3 +110,30 @@ def live_server(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> Iterator
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session; skips loudly where it cannot be installed or run."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip(f"SKIP PostgreSQL tests: PostgreSQL is not installed ({INSTALL_HINT})")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        server.stop()
+        pytest.skip(f"SKIP PostgreSQL tests: cannot start a PostgreSQL server here: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def analytics_db(request: pytest.FixtureRequest) -> str | None:
+    """Each analytics test runs twice: SQLite in its data dir (None) and a fresh PG database."""
+    if request.param == "sqlite":
+        return None
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database(f"t{uuid.uuid4().hex[:12]}")

@@ -35,16 +35,29 @@ def open_cover(cover: Cover) -> Image.Image:
         return im.convert("RGB")
 
 
-def split_albums(ids: list[str], n_test: int, n_val: int, seed: int) -> dict[str, list[str]]:
-    """Album-level split: test and val albums never appear in training, in any form."""
-    if n_test + n_val >= len(ids):
+def split_albums(ids: list[str], n_test: int, n_val: int, seed: int,
+                 n_ood_val: int = 0) -> dict[str, list[str]]:
+    """Album-level split: test, val and ood_val albums never appear in training, in any form.
+
+    ``ood_val`` (the covers of the OOD-validation set) is carved after test and val from the
+    same permutation, so adding it leaves test and val exactly as before (the bundled model's
+    test covers stay the test covers); it comes out of what used to be training albums.
+    """
+    if n_test + n_val + n_ood_val >= len(ids):
         raise ValueError("split leaves no training albums")
     order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    cut = n_test + n_val
     return {
         "test": sorted(order[:n_test]),
-        "val": sorted(order[n_test : n_test + n_val]),
-        "train": sorted(order[n_test + n_val :]),
+        "val": sorted(order[n_test:cut]),
+        "ood_val": sorted(order[cut : cut + n_ood_val]),
+        "train": sorted(order[cut + n_ood_val :]),
     }
+
+
+# The split of the shipped model's run (seed 0, 170 test, 50 val) plus 50 OOD-validation
+# albums: what `cratewatch-train ood` uses when no --split is given.
+DEFAULT_SPLIT = {"n_test": 170, "n_val": 50, "n_ood_val": 50, "seed": 0}
 
 
 def save_split(split: dict[str, list[str]], path: Path) -> None:

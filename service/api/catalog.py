@@ -8,22 +8,37 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
+from pydantic import AfterValidator
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from service.api.deps import EngineDep, WriteAccess, run_blocking
 from service.api.schemas import AlbumOut, AlbumPage, Created, ErrorOut
-from service.catalog import ALBUM_ID_RE, valid_album_id
+from service.catalog import ALBUM_ID_RE, ALBUM_ID_RULE, check_album_id, valid_album_id
 from service.engine import AlbumNotFound, Engine
+from service.thumbnails import thumbnail_jpeg
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], responses={
     503: {"model": ErrorOut, "description": "model and index still loading"}})
 
-AlbumId = Annotated[str, Path(pattern=ALBUM_ID_RE.pattern, description="album id")]
+# The pattern documents the rule in OpenAPI; the validator applies all of it (full match, no
+# ".."), so every id route answers 422 for an id that enrolment would refuse.
+AlbumId = Annotated[str, Path(pattern=ALBUM_ID_RE.pattern, description="album id"),
+                    AfterValidator(check_album_id)]
 META_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 RESERVED = {"image", "artist", "title", "album_id"}
 MAX_META_FIELDS = 32
 MAX_META_CHARS = 1000
+THUMB_SIZES = (64, 128, 256)
+
+
+def _thumb_size(size: int) -> int:
+    if size not in THUMB_SIZES:
+        raise ValueError(f"size must be one of {THUMB_SIZES}")
+    return size
+
+
+ThumbSize = Annotated[int, AfterValidator(_thumb_size)]
 NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": ErrorOut}}
 MEDIA = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
          ".bmp": "image/bmp", ".tiff": "image/tiff", ".jpeg": "image/jpeg"}
@@ -41,10 +56,17 @@ async def list_albums(
     engine: EngineDep,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    q: Annotated[str | None, Query(max_length=200, description="search id, artist, title")] = None,
 ) -> AlbumPage:
-    """List searchable albums, paged, in load/enrolment order."""
-    page = list(itertools.islice(list(engine.albums.values()), offset, offset + limit))
-    return AlbumPage(total=len(engine.albums), offset=offset, limit=limit,
+    """List albums, paged, in load/enrolment order (image_status says if searchable);
+    ``q`` filters by id, artist or title (ignoring case)."""
+    albums = list(engine.albums.values())
+    if q:
+        needle = q.casefold()
+        albums = [a for a in albums
+                  if needle in f"{a.album_id}\n{a.artist}\n{a.title}".casefold()]
+    page = list(itertools.islice(albums, offset, offset + limit))
+    return AlbumPage(total=len(albums), offset=offset, limit=limit,
                      albums=[AlbumOut.model_validate(a.public()) for a in page])
 
 
@@ -60,14 +82,35 @@ async def get_album_image(engine: EngineDep, album_id: AlbumId) -> FileResponse:
     _album(engine, album_id)
     path = engine.albums[album_id].image_path
     if not path.is_file():
-        raise AlbumNotFound(album_id)
+        raise HTTPException(404, detail=f"album {album_id!r} has no image file (image_status "
+                            "missing): delete it and enrol it again")
     return FileResponse(path, media_type=MEDIA.get(path.suffix.lower(), "application/octet-stream"))
 
 
+@router.get("/{album_id}/thumbnail", response_class=Response,
+            responses={**NOT_FOUND, 200: {"content": {"image/jpeg": {}}}})
+async def get_album_thumbnail(
+    request: Request, engine: EngineDep, album_id: AlbumId,
+    size: Annotated[ThumbSize, Query(description="longest side in pixels")] = 128,
+) -> Response:
+    """The cover as a small JPEG (for result lists)."""
+    _album(engine, album_id)
+    path = engine.albums[album_id].image_path
+    try:
+        data = await run_blocking(request, thumbnail_jpeg, path, size)
+    except OSError:
+        raise AlbumNotFound(album_id) from None
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=300"})
+
+
 @router.post("/add", status_code=201, response_model=Created, dependencies=[WriteAccess],
+             response_model_exclude_none=True,
              responses={400: {"model": ErrorOut, "description": "malformed multipart body"},
-                        401: {"model": ErrorOut}, 409: {"model": ErrorOut},
-                        413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+                        401: {"model": ErrorOut},
+                        409: {"model": ErrorOut, "description": "id exists, or the same image "
+                              "is enrolled (with REJECT_DUPLICATE_IMAGES)"},
+                        413: {"model": ErrorOut}, 422: {"model": ErrorOut},
+                        507: {"model": ErrorOut, "description": "data disk full; nothing stored"}})
 async def add_album(
     request: Request,
     engine: EngineDep,
@@ -78,12 +121,12 @@ async def add_album(
 ) -> Created:
     """Enrol an album, durable before the 201; other form fields become its metadata."""
     if album_id is not None and not valid_album_id(album_id):
-        raise HTTPException(422, detail="album_id must match "
-                            f"{ALBUM_ID_RE.pattern} and contain no '..'")
+        raise HTTPException(422, detail=ALBUM_ID_RULE)
     metadata = _metadata(await request.form())
     data = await image.read()
     album = await run_blocking(request, engine.add, data, album_id, artist, title, metadata)
-    return Created(album_id=album.album_id)
+    same = engine.same_images.first(album.sha256, excluding=album.album_id)
+    return Created(album_id=album.album_id, duplicate_of=same)
 
 
 def _metadata(form: FormData) -> dict[str, str]:
@@ -102,7 +145,8 @@ def _metadata(form: FormData) -> dict[str, str]:
 
 
 @router.delete("/{album_id}", status_code=204, response_class=Response,
-               dependencies=[WriteAccess], responses={**NOT_FOUND, 401: {"model": ErrorOut}})
+               dependencies=[WriteAccess], responses={**NOT_FOUND, 401: {"model": ErrorOut},
+                                                      507: {"model": ErrorOut}})
 async def delete_album(request: Request, engine: EngineDep, album_id: AlbumId) -> Response:
     """Delete an album: gone from the next search and after a restart."""
     await run_blocking(request, engine.delete, album_id)

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import Depends, Header, HTTPException, Request
 
+from service.analytics.db import AnalyticsUnavailable
+from service.analytics.store import AnalyticsStore
 from service.config import Settings
 from service.engine import Engine
 from service.index import single_thread_faiss
@@ -41,6 +43,16 @@ def require_api_key(
                             headers={"WWW-Authenticate": "X-API-Key"})
 
 
+async def get_analytics(request: Request) -> AnalyticsStore:
+    """The analytics store, opened (and migrated) on first use; 503 while it is unreachable."""
+    store: AnalyticsStore = request.app.state.analytics
+    try:
+        await anyio.to_thread.run_sync(store.open)
+    except AnalyticsUnavailable as exc:
+        raise HTTPException(503, detail=str(exc), headers={"Retry-After": "5"}) from None
+    return store
+
+
 async def run_blocking(request: Request, func: Any, *args: Any) -> Any:
     """Run blocking work (decode, ONNX, FAISS, fsync) in the worker pool, off the event loop."""
     limiter = request.app.state.inference_limiter
@@ -53,4 +65,7 @@ async def run_blocking(request: Request, func: Any, *args: Any) -> Any:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+AnalyticsDep = Annotated[AnalyticsStore, Depends(get_analytics)]
 WriteAccess = Depends(require_api_key)
+# Sales and reports are business data: the same key guards reading them.
+KeyAccess = Depends(require_api_key)

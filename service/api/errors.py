@@ -9,7 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from service.engine import AlbumNotFound
+from service.analytics.db import AnalyticsUnavailable
+from service.engine import AlbumNotFound, DuplicateImage
+from service.enrol import StorageBusy, StorageFull
 from service.imaging import ImageRejected
 from service.store import AlbumExists
 
@@ -54,9 +56,31 @@ async def _album_not_found(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"album {exc.args[0]!r} not found"}, status_code=404)
 
 
+async def _analytics_down(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+
+async def _duplicate_image(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DuplicateImage)
+    return JSONResponse({"detail": f"the same image is already enrolled as "
+                         f"{exc.duplicate_of!r} (same sha256); nothing was stored",
+                         "duplicate_of": exc.duplicate_of}, status_code=409)
+
+
+async def _storage_full(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=507)
+
+
+async def _storage_busy(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "internal error"}, status_code=500)
+    # Starlette re-raises an unhandled error after this response and uvicorn then closes the
+    # connection: say so, so that a keep-alive client does not reuse a dead socket.
+    return JSONResponse({"detail": "internal error"}, status_code=500,
+                        headers={"Connection": "close"})
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -64,4 +88,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ImageRejected, _image_rejected)
     app.add_exception_handler(AlbumExists, _album_exists)
     app.add_exception_handler(AlbumNotFound, _album_not_found)
+    app.add_exception_handler(AnalyticsUnavailable, _analytics_down)
+    app.add_exception_handler(DuplicateImage, _duplicate_image)
+    # Handled here (not as 500s), these keep the connection open.
+    app.add_exception_handler(StorageFull, _storage_full)
+    app.add_exception_handler(StorageBusy, _storage_busy)
     app.add_exception_handler(Exception, _unexpected)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Match(BaseModel):
@@ -11,10 +11,16 @@ class Match(BaseModel):
     artist: str
     title: str
     score: float
+    inliers: int = Field(description="RANSAC-homography inliers (0 when not verified)")
     metadata: dict[str, str]
 
 
 class IdentifyResponse(BaseModel):
+    identified: str | None = Field(
+        description="album_id of the first match when it clears the acceptance rule, else null")
+    confidence: float = Field(
+        ge=0, le=1, description="measured precision of such answers (0 when null)")
+    decided_by: str = Field(description='"embedding" (gate) or "verified" (local features)')
     matches: list[Match]
     model_version: str
     timings_ms: dict[str, float]
@@ -26,6 +32,8 @@ class AlbumOut(BaseModel):
     title: str
     metadata: dict[str, str]
     source: str
+    image_status: str = Field(
+        "ok", description="ok (searchable), missing or unreadable (delete and enrol again)")
 
 
 class AlbumPage(BaseModel):
@@ -37,6 +45,8 @@ class AlbumPage(BaseModel):
 
 class Created(BaseModel):
     album_id: str
+    duplicate_of: str | None = Field(
+        None, description="an album with the same image (same sha256); absent when none")
 
 
 class ErrorOut(BaseModel):

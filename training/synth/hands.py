@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training.handsplit import TRAIN, hand_images
 from training.synth.blend import blend
 
 # Hands are stored small: they end up at most ~half a cover wide at the working resolution.
@@ -18,6 +19,7 @@ _MAX_SIDE = 256
 class HandCutout:
     rgb: np.ndarray  # (h, w, 3) uint8
     alpha: np.ndarray  # (h, w) float32 in [0, 1]
+    source: str = ""  # the photo's file name (the hand-split tests check it)
 
 
 def _load_one(img_path: Path, mask_path: Path) -> HandCutout | None:
@@ -37,13 +39,17 @@ def _load_one(img_path: Path, mask_path: Path) -> HandCutout | None:
         size = (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-    return HandCutout(rgb=rgb, alpha=alpha)
+    return HandCutout(rgb=rgb, alpha=alpha, source=img_path.name)
 
 
 def load_hands(hands_dir: Path) -> list[HandCutout]:
-    """Load every ``images/X.jpg`` with its ``masks/X.png`` (hand = white) as a cut-out."""
+    """Every ``images/X.jpg`` of the *training* pool with its ``masks/X.png`` (hand = white).
+
+    The evaluation subjects (``training.handsplit.EVAL_SUBJECTS``) are never loaded here:
+    they belong to the OOD generator (``training.ood``) only.
+    """
     out = []
-    for img_path in sorted((hands_dir / "images").glob("*.jpg")):
+    for img_path in hand_images(hands_dir, TRAIN):
         cut = _load_one(img_path, hands_dir / "masks" / (img_path.stem + ".png"))
         if cut is not None:
             out.append(cut)

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from training.synth.camera import LEVELS, CameraParams, camera
-from training.synth.hands import HandCutout, load_hands, paste_hand
+from training.synth.hands import HandCutout, paste_hand
 from training.synth.stickers import paste_sticker
 
 WORK_SIZE = 256  # sleeve side the occluders and camera work at; queries end up 64-224 px anyway
@@ -47,7 +47,6 @@ class QuerySynth:
         self,
         level: str = "medium",
         hands: list[HandCutout] | None = None,
-        hands_dir: Path | None = None,
         occluder: str = "paste",
         gligen_model: Path | None = None,
         work_size: int = WORK_SIZE,
@@ -59,7 +58,7 @@ class QuerySynth:
             raise ValueError("occluder must be 'paste' or 'gligen'")
         self.level = level
         self.params: CameraParams = LEVELS[level]
-        self.hands = hands if hands is not None else (load_hands(hands_dir) if hands_dir else [])
+        self.hands = hands or []
         self.work_size = work_size
         self.gligen: Any = gligen  # an already loaded GligenOccluder may be shared by levels
         if occluder == "gligen" and self.gligen is None:

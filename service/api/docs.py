@@ -1,13 +1,12 @@
-"""HTML pages: ``/`` (a start page until the staff page replaces it) and offline API docs.
+"""Offline API docs: ``/docs`` (Swagger UI) and ``/redoc``.
 
-The docs are FastAPI's self-hosted recipe: Swagger UI and ReDoc load their scripts and styles
+FastAPI's self-hosted recipe: Swagger UI and ReDoc load their scripts and styles
 from ``/docs-assets``, served from the ``fastapi-offline`` package's copy, so ``/docs`` works in
 a shop with no internet and leaks nothing to a CDN.
 """
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import fastapi_offline
@@ -16,31 +15,10 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-import service
-
 ASSETS_URL = "/docs-assets"
 ASSETS_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
 
 router = APIRouter(include_in_schema=False)
-
-START_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>cratewatch</title>
-<style>body{{font-family:sans-serif;max-width:40em;margin:3em auto;line-height:1.5}}</style>
-</head><body>
-<h1>cratewatch {version}</h1>
-<p>Identifies vinyl albums in shop-floor CCTV crops.</p>
-<ul>
-<li><a href="/docs">API documentation</a> (interactive; <a href="/redoc">ReDoc</a>)</li>
-<li><a href="/readyz">Readiness</a> and <a href="/metrics">metrics</a></li>
-<li><a href="/catalog">Catalog</a> (JSON)</li>
-</ul>
-</body></html>
-"""
-
-
-@router.get("/", response_class=HTMLResponse)
-async def start_page() -> HTMLResponse:
-    return HTMLResponse(START_PAGE.format(version=html.escape(service.__version__)))
 
 
 @router.get("/docs", response_class=HTMLResponse)
@@ -64,7 +42,7 @@ async def redoc(request: Request) -> HTMLResponse:
         redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png", with_google_fonts=False)
 
 
-def install_pages(app: FastAPI) -> None:
-    """Add the pages and the docs' static assets (the app is built with docs_url=None)."""
+def install_docs(app: FastAPI) -> None:
+    """Add the docs pages and their static assets (the app is built with docs_url=None)."""
     app.include_router(router)
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
