@@ -12,37 +12,35 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from service.config import Settings
+from service.engine import Engine
+from service.metrics import Metrics
+from training.evaluate import QueryRow, read_query_set
+from training.metrics import top_k_accuracy
 
-from service.config import Settings  # noqa: E402
-from service.engine import Engine  # noqa: E402
-from service.metrics import Metrics  # noqa: E402
-from training.evaluate import QueryRow, read_query_set  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(settings: Settings, rows: list[QueryRow]) -> dict[str, float]:
-    """P@1, P@5 and median/p90 per-stage milliseconds over ``rows``."""
+    """Top-1/top-5 accuracy (P@1, P@5) and median/p90 per-stage milliseconds over ``rows``."""
     engine = Engine(settings, Metrics())
     engine.load()
     if not engine.ready:
         raise SystemExit(f"engine failed to load: {engine.error}")
-    hit1 = hit5 = 0
+    ranked: list[list[str]] = []
     stages: dict[str, list[float]] = {}
     for row in rows:
         body = engine.identify(row.path.read_bytes(), 5)
-        ids = [m["album_id"] for m in body["matches"]]
-        hit1 += ids[:1] == [row.album_id]
-        hit5 += row.album_id in ids
+        ranked.append([m["album_id"] for m in body["matches"]])
         for stage, ms in body["timings_ms"].items():
             stages.setdefault(stage, []).append(ms)
         stages.setdefault("total", []).append(sum(body["timings_ms"].values()))
     engine.close()
-    out = {"p@1": hit1 / len(rows), "p@5": hit5 / len(rows)}
+    truth = [r.album_id for r in rows]
+    out = {"p@1": top_k_accuracy(ranked, truth, 1), "p@5": top_k_accuracy(ranked, truth, 5)}
     for stage, values in stages.items():
         out[f"{stage}_p50"] = statistics.median(values)
         out[f"{stage}_p90"] = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else 0.0

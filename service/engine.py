@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ class Engine:
         self.stats: dict[str, Any] = {}
         self._write_lock = threading.Lock()
         self._closing = threading.Event()
+        self.on_ready: Callable[[], None] | None = None  # called once loaded (the READY line)
         self.embedder: Embedder | None = None
         self.store: AlbumStore | None = None
         self.cache: EmbeddingCache | None = None
@@ -113,6 +115,8 @@ class Engine:
         self.state = "ready"
         self.metrics.ready.set(1)
         log.info("ready: %s", self.stats)
+        if self.on_ready is not None:
+            self.on_ready()
 
     def _load(self) -> None:
         s = self.settings

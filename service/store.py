@@ -12,6 +12,7 @@ whose image is gone is kept, and shown as such, until the client deletes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -163,7 +164,8 @@ class AlbumStore:
                     )
                     self._db.execute("DELETE FROM deleted WHERE album_id=?", (album_id,))
             except BaseException:
-                final.unlink(missing_ok=True)  # no record: the image must not stay
+                with contextlib.suppress(OSError):  # no record: the image must not stay
+                    final.unlink(missing_ok=True)
                 raise
         return Album(album_id, artist, title, self.images / name, metadata, "enrolled")
 
@@ -179,8 +181,9 @@ class AlbumStore:
             os.replace(tmp, final)
             fsync_dir(final.parent)
         except BaseException:
-            tmp.unlink(missing_ok=True)
-            final.unlink(missing_ok=True)
+            for leftover in (tmp, final):
+                with contextlib.suppress(OSError):  # keep the original error, not a cleanup one
+                    leftover.unlink(missing_ok=True)
             raise
 
     def delete(self, album_id: str) -> None:

@@ -18,7 +18,8 @@ from training.baselines import (
     evaluate_baseline,
     phash_bits,
 )
-from training.evaluate import QueryRow, precision_at_k, read_query_set, scores_per_level
+from training.evaluate import QueryRow, read_query_set, scores_per_level
+from training.metrics import top_k, top_k_accuracy
 
 N_COVERS = 5
 
@@ -98,16 +99,23 @@ def test_phash_bits_shape_and_balance(covers: list[Image.Image]) -> None:
     assert (phash_bits(covers[0]) != phash_bits(covers[1])).sum() > 10
 
 
-def test_precision_at_k_hand_computed() -> None:
+def test_top_k_accuracy_hand_computed() -> None:
     rankings = [["a", "b", "c"], ["b", "a", "c"], ["c", "b", "a"], ["b", "c", "d"]]
     truth = ["a", "a", "a", "a"]
-    assert precision_at_k(rankings, truth, 1) == 0.25  # only the first
-    assert precision_at_k(rankings, truth, 2) == 0.5  # first two
-    assert precision_at_k(rankings, truth, 3) == 0.75  # the last never has "a"
-    assert precision_at_k(rankings, truth, 5) == 0.75
-    assert math.isnan(precision_at_k([], [], 1))
+    assert top_k_accuracy(rankings, truth, 1) == 0.25  # only the first
+    assert top_k_accuracy(rankings, truth, 2) == 0.5  # first two
+    assert top_k_accuracy(rankings, truth, 3) == 0.75  # the last never has "a"
+    assert top_k_accuracy(rankings, truth, 5) == 0.75
+    assert math.isnan(top_k_accuracy([], [], 1))
     with pytest.raises(ValueError):
-        precision_at_k(rankings, truth[:2], 1)
+        top_k_accuracy(rankings, truth[:2], 1)
+
+
+def test_brute_force_top_k_matches_hand_ranking() -> None:
+    cat = np.eye(4, dtype=np.float32)
+    q = np.array([[0.1, 0.9, 0.3, 0.0], [0.5, 0.5, 0.0, 0.2]], np.float32)
+    assert top_k(q, cat, 3).tolist() == [[1, 2, 0], [0, 1, 3]]  # tie 0/1: catalog order
+    assert top_k(q, cat, 9).shape == (2, 4)
 
 
 def test_scores_by_level_hand_computed() -> None:

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.catalog import valid_album_id
-from tests.helpers.images import new_cover_png
+from service.testing.images import new_cover_png
 
 # (rule broken, id). A slash cannot be tried on a route: it splits the path into two segments.
 INVALID = [
@@ -48,7 +48,8 @@ def test_invalid_id_rejected_everywhere(module_client: TestClient, rule: str,
     assert status == 422, (rule, body)
     assert module_client.get("/catalog?limit=1000").json()["total"] == before
     path = f"/catalog/{quote(album_id, safe='')}"
-    for method, url in (("GET", path), ("GET", f"{path}/image"), ("DELETE", path)):
+    for method, url in (("GET", path), ("GET", f"{path}/image"), ("GET", f"{path}/thumbnail"),
+                        ("DELETE", path)):
         r = module_client.request(method, url)
         assert r.status_code == 422, (rule, method, url, r.text)
         assert "album_id" in r.text
@@ -66,5 +67,6 @@ def test_valid_id_round_trip(module_client: TestClient, album_id: str) -> None:
     got = module_client.get(f"/catalog/{album_id}")
     assert got.status_code == 200 and got.json()["album_id"] == album_id
     assert module_client.get(f"/catalog/{album_id}/image").status_code == 200
+    assert module_client.get(f"/catalog/{album_id}/thumbnail").status_code == 200
     assert module_client.delete(f"/catalog/{album_id}").status_code == 204
     assert module_client.get(f"/catalog/{album_id}").status_code == 404

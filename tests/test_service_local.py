@@ -17,8 +17,8 @@ from service.engine import Engine
 from service.features import Extractor, FeatureConfig
 from service.vote_index import DescriptorIndex
 from tests.conftest import app_client
-from tests.helpers.images import new_cover_png, png_bytes
-from tests.helpers.tiny_model import build_tiny_model
+from service.testing.images import new_cover_png, png_bytes
+from service.testing.tiny_model import build_tiny_model
 
 
 def _engine(client: TestClient) -> Engine:

@@ -12,9 +12,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.helpers.images import make_catalog  # noqa: E402
+from service.testing.images import make_catalog  # noqa: E402
 from training.cli import main  # noqa: E402
-from training.export import export_onnx, sidecar  # noqa: E402
+from training.config import FitConfig, model_info  # noqa: E402
+from training.export import export_onnx  # noqa: E402
 from training.model import EmbeddingNet  # noqa: E402
 
 
@@ -24,7 +25,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[di
     rows = make_catalog(root / "cat", n=8, size=96)
     torch.manual_seed(0)
     model_path = export_onnx(EmbeddingNet("tiny"), root / "m.onnx", 32)
-    sidecar(32, 128, "ev-1", {}).write(model_path)
+    cfg = FitConfig(catalog=root, out=root, arch="tiny", input_size=32)
+    model_info(cfg, "ev-1").write(model_path)
     return root, model_path, rows
 
 

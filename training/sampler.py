@@ -21,16 +21,18 @@ class PKSampler(Sampler[list[int]]):
         if n_identities < p:
             raise ValueError(f"need at least P={p} identities, got {n_identities}")
         self.n, self.p, self.k, self.seed = n_identities, p, k, seed
-        self.epoch = 0
+        self.epoch, self.start = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Epoch ``epoch``'s order (seeded by it), from batch ``start`` on: a run resumed
+        mid-epoch draws exactly the batches it had not done yet."""
+        self.epoch, self.start = epoch, start
 
     def __len__(self) -> int:
         return self.n // self.p
 
     def __iter__(self) -> Iterator[list[int]]:
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-        for b in range(len(self)):
+        for b in range(self.start, len(self)):
             ids = order[b * self.p : (b + 1) * self.p]
             yield [int(i) * self.k + v for i in ids for v in range(self.k)]

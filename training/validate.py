@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.metrics import top_k, top_k_accuracy
+
 
 @torch.no_grad()
 def embed_tensor(model: nn.Module, x: torch.Tensor, batch: int = 128) -> np.ndarray:
@@ -21,24 +23,13 @@ def embed_tensor(model: nn.Module, x: torch.Tensor, batch: int = 128) -> np.ndar
     return np.concatenate(out).astype(np.float32)
 
 
-def precision_at(ranked: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """Share of queries whose true catalog row is within the first ``k`` ranked rows."""
-    return float((ranked[:, :k] == truth[:, None]).any(1).mean())
-
-
-def rank_catalog(queries: np.ndarray, catalog: np.ndarray, k: int = 5) -> np.ndarray:
-    """Top-``k`` catalog rows per query by inner product (embeddings are L2-normalised)."""
-    sims = queries @ catalog.T
-    return np.argsort(-sims, axis=1)[:, :k]
-
-
-def validate(
-    model: nn.Module, catalog_x: torch.Tensor, query_x: torch.Tensor, truth: np.ndarray
-) -> dict[str, float]:
-    cat = embed_tensor(model, catalog_x)
-    qry = embed_tensor(model, query_x)
-    ranked = rank_catalog(qry, cat, 5)
-    return {"val_p1": precision_at(ranked, truth, 1), "val_p5": precision_at(ranked, truth, 5)}
+def validate(model: nn.Module, catalog: np.ndarray, query_x: torch.Tensor, truth: np.ndarray,
+             name: str = "val") -> dict[str, float]:
+    """``{name}_p1`` / ``{name}_p5``: top-1/top-5 accuracy of the queries against the
+    already embedded ``catalog`` rows (brute force, ``training.metrics.top_k``)."""
+    ranked = top_k(embed_tensor(model, query_x), catalog, 5)
+    return {f"{name}_p1": top_k_accuracy(ranked, truth, 1),
+            f"{name}_p5": top_k_accuracy(ranked, truth, 5)}
 
 
 def append_log(out_dir: Path, row: dict[str, float]) -> list[dict[str, float]]:
@@ -67,11 +58,14 @@ def plot_curve(rows: list[dict[str, float]], path: Path) -> None:
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("triplet loss")
     ax2 = ax1.twinx()
-    ax2.plot(ep, [r["val_p1"] for r in rows], "b-o", ms=3, label="val P@1")
-    ax2.plot(ep, [r["val_p5"] for r in rows], "g-o", ms=3, label="val P@5")
+    ax2.plot(ep, [r["val_p1"] for r in rows], "b-o", ms=3, label="ID val P@1")
+    if "ood_p1" in rows[-1]:
+        ax2.plot(ep, [r.get("ood_p1", np.nan) for r in rows], "r-o", ms=3, label="OOD val P@1")
+        ax2.plot(ep, [r.get("ood_loose_p1", np.nan) for r in rows], "m-o", ms=3,
+                 label="OOD loose P@1")
     ax2.set_ylim(0, 1)
-    ax2.set_ylabel("precision (held-out val, medium)")
-    fig.legend(loc="upper center", ncol=3, fontsize=8)
+    ax2.set_ylabel("top-1 accuracy (validation)")
+    fig.legend(loc="upper center", ncol=4, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=100)
     plt.close(fig)

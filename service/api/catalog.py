@@ -16,6 +16,7 @@ from service.api.deps import EngineDep, WriteAccess, run_blocking
 from service.api.schemas import AlbumOut, AlbumPage, Created, ErrorOut
 from service.catalog import ALBUM_ID_RE, ALBUM_ID_RULE, check_album_id, valid_album_id
 from service.engine import AlbumNotFound, Engine
+from service.thumbnails import thumbnail_jpeg
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], responses={
     503: {"model": ErrorOut, "description": "model and index still loading"}})
@@ -27,6 +28,17 @@ AlbumId = Annotated[str, Path(pattern=ALBUM_ID_RE.pattern, description="album id
 META_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 RESERVED = {"image", "artist", "title", "album_id"}
 MAX_META_FIELDS = 32
+MAX_META_CHARS = 1000
+THUMB_SIZES = (64, 128, 256)
+
+
+def _thumb_size(size: int) -> int:
+    if size not in THUMB_SIZES:
+        raise ValueError(f"size must be one of {THUMB_SIZES}")
+    return size
+
+
+ThumbSize = Annotated[int, AfterValidator(_thumb_size)]
 NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": ErrorOut}}
 MEDIA = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
          ".bmp": "image/bmp", ".tiff": "image/tiff", ".jpeg": "image/jpeg"}
@@ -44,10 +56,17 @@ async def list_albums(
     engine: EngineDep,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    q: Annotated[str | None, Query(max_length=200, description="search id, artist, title")] = None,
 ) -> AlbumPage:
-    """List albums, paged, in load/enrolment order (image_status says if searchable)."""
-    page = list(itertools.islice(list(engine.albums.values()), offset, offset + limit))
-    return AlbumPage(total=len(engine.albums), offset=offset, limit=limit,
+    """List albums, paged, in load/enrolment order (image_status says if searchable);
+    ``q`` filters by id, artist or title (ignoring case)."""
+    albums = list(engine.albums.values())
+    if q:
+        needle = q.casefold()
+        albums = [a for a in albums
+                  if needle in f"{a.album_id}\n{a.artist}\n{a.title}".casefold()]
+    page = list(itertools.islice(albums, offset, offset + limit))
+    return AlbumPage(total=len(albums), offset=offset, limit=limit,
                      albums=[AlbumOut.model_validate(a.public()) for a in page])
 
 
@@ -66,6 +85,22 @@ async def get_album_image(engine: EngineDep, album_id: AlbumId) -> FileResponse:
         raise HTTPException(404, detail=f"album {album_id!r} has no image file (image_status "
                             "missing): delete it and enrol it again")
     return FileResponse(path, media_type=MEDIA.get(path.suffix.lower(), "application/octet-stream"))
+
+
+@router.get("/{album_id}/thumbnail", response_class=Response,
+            responses={**NOT_FOUND, 200: {"content": {"image/jpeg": {}}}})
+async def get_album_thumbnail(
+    request: Request, engine: EngineDep, album_id: AlbumId,
+    size: Annotated[ThumbSize, Query(description="longest side in pixels")] = 128,
+) -> Response:
+    """The cover as a small JPEG (for result lists)."""
+    _album(engine, album_id)
+    path = engine.albums[album_id].image_path
+    try:
+        data = await run_blocking(request, thumbnail_jpeg, path, size)
+    except OSError:
+        raise AlbumNotFound(album_id) from None
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=300"})
 
 
 @router.post("/add", status_code=201, response_model=Created, dependencies=[WriteAccess],
@@ -102,7 +137,10 @@ def _metadata(form: FormData) -> dict[str, str]:
     for key, value in items:
         if isinstance(value, StarletteUpload) or not META_KEY_RE.match(key):
             raise HTTPException(422, detail=f"bad metadata field {key[:64]!r}")
-        out[key] = str(value)[:1000]
+        if len(value) > MAX_META_CHARS:  # refused, never silently cut
+            raise HTTPException(422, detail=f"metadata field {key!r} is {len(value)} "
+                                f"characters: at most {MAX_META_CHARS}")
+        out[key] = value
     return out
 
 

@@ -25,7 +25,7 @@ from training.catalog import (
     split_albums,
 )
 from training.ood.distractors import make_distractors, write_distractors
-from training.ood.generator import FRAMINGS, LEVELS, OODSynth
+from training.ood.generator import FRAMINGS, LEVELS, make_set
 from training.ood.hands import EvalHand, load_eval_hands
 from training.paths import shared_data_dir
 
@@ -75,20 +75,13 @@ def _hands(hands_dir: Path | None) -> list[EvalHand]:
 
 def write_ood_set(covers: list[Cover], out: Path, n: int, levels: list[str], framing: str,
                   seed: int, hands: list[EvalHand]) -> Path:
-    """Query ``i`` shows cover ``i % C`` at level ``levels[(i // C) % L]`` with RNG stream
-    ``(seed, i)``: every cover gets every level, and any query can be remade alone."""
+    """The queries of ``make_set`` as PNGs + ``queries.csv`` (one row per query)."""
     (out / "images").mkdir(parents=True, exist_ok=True)
-    synths = {lv: OODSynth(lv, framing, hands) for lv in levels}
-    cache: dict[int, np.ndarray] = {}
+    arrays = [np.asarray(open_cover(c)) for c in covers]
     with (out / "queries.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS)
         w.writeheader()
-        for i in range(n):
-            ci = i % len(covers)
-            if ci not in cache:
-                cache[ci] = np.asarray(open_cover(covers[ci]))
-            level = levels[(i // len(covers)) % len(levels)]
-            q = synths[level](cache[ci], np.random.default_rng([seed, i]))
+        for i, (ci, q) in enumerate(make_set(arrays, n, levels, framing, seed, hands)):
             rel = f"images/q{i:06d}.png"  # PNG: keep the generated codec artefacts as they are
             q.image.save(out / rel)
             w.writerow({**{k: q.meta.get(k) for k in COLUMNS}, "path": rel,

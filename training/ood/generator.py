@@ -151,3 +151,17 @@ class OODSynth:
             img = camera.interlace(img, rng, shift)
         img = camera.sensor(img, rng, _u(rng, p.gain))
         return camera.codec(img, rng, p.jpeg), mode
+
+
+def make_set(covers: list[np.ndarray], n: int, levels: list[str], framing: str, seed: int,
+             hands: list[EvalHand]) -> list[tuple[int, OODQuery]]:
+    """Query ``i`` shows cover ``i % C`` at level ``levels[(i // C) % L]`` with RNG stream
+    ``(seed, i)``: every cover gets every level, and any query can be remade alone. The
+    ``ood`` CLI and the per-epoch OOD validation of ``fit`` both use this."""
+    synths = {lv: OODSynth(lv, framing, hands) for lv in levels}
+    out = []
+    for i in range(n):
+        ci = i % len(covers)
+        level = levels[(i // len(covers)) % len(levels)]
+        out.append((ci, synths[level](covers[ci], np.random.default_rng([seed, i]))))
+    return out

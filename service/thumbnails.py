@@ -1,0 +1,25 @@
+"""Small JPEG thumbnails of cover images for the staff page (cached by path, mtime and size)."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+
+def thumbnail_jpeg(path: Path, size: int) -> bytes:
+    """The cover fitted into ``size`` x ``size``, as JPEG; raises OSError if unreadable."""
+    return _cached(str(path), path.stat().st_mtime_ns, size)
+
+
+@lru_cache(maxsize=2048)
+def _cached(path: str, mtime_ns: int, size: int) -> bytes:
+    with Image.open(path) as src:
+        src.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale, cheaply
+        img = ImageOps.exif_transpose(src).convert("RGB")
+    img.thumbnail((size, size))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=82)
+    return buf.getvalue()
