@@ -221,6 +221,18 @@ class Engine:
 
     def identify(self, data: bytes, k: int) -> dict[str, Any]:
         """Decode -> embed -> retrieve (gate, votes, verification) -> decision; the response."""
+        result = self.retrieve(data, k, self.calibration)
+        self.metrics.observe_stages(result.timings_ms)
+        d = result.decision
+        self.metrics.decisions.labels(decided_by=d.decided_by,
+                                      identified=str(d.identified is not None).lower()).inc()
+        return {"identified": d.identified, "confidence": round(d.confidence, 4),
+                "decided_by": d.decided_by, "matches": _shape(result),
+                "model_version": self.model_version,
+                "timings_ms": {name: round(ms, 3) for name, ms in result.timings_ms.items()}}
+
+    def retrieve(self, data: bytes, k: int, cal: Calibration) -> Result:
+        """The typed result of one query under calibration ``cal`` (calibrate uses it too)."""
         assert self.embedder is not None
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -228,15 +240,7 @@ class Engine:
         t1 = time.perf_counter()
         vector = self.embedder.embed_images([image])
         timings.update(decode=(t1 - t0) * 1e3, embed=(time.perf_counter() - t1) * 1e3)
-        result = self.retriever.run(image, vector, k, self.calibration, timings)
-        self.metrics.observe_stages(timings)
-        d = result.decision
-        self.metrics.decisions.labels(decided_by=d.decided_by,
-                                      identified=str(d.identified is not None).lower()).inc()
-        return {"identified": d.identified, "confidence": round(d.confidence, 4),
-                "decided_by": d.decided_by, "matches": _shape(result),
-                "model_version": self.model_version,
-                "timings_ms": {name: round(ms, 3) for name, ms in timings.items()}}
+        return self.retriever.run(image, vector, k, cal, timings)
 
     def add(self, data: bytes, album_id: str | None, artist: str, title: str,
             metadata: dict[str, str]) -> Album:

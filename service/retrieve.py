@@ -49,6 +49,12 @@ class Result:
     matches: list[Match]
     decision: Decision
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # What calibration needs: the embedding's own first album and its score and margin,
+    # and every candidate verified (empty when the gate answered).
+    embedding_first: str | None = None
+    score: float = 0.0
+    margin: float = 0.0
+    checked: list[Match] = field(default_factory=list)
 
 
 class Retriever:
@@ -75,18 +81,21 @@ class Retriever:
         found = self.embedding_matches(vector, max(k, c.embed_top_k) + 1)
         timings["search"] = (time.perf_counter() - t0) * 1e3
         score, margin = _top(found)
+        first = found[0].album.album_id if found else None
         if not c.local or gate_open(cal, score, margin) or not found:
-            return Result(found[:k], decide(cal, _evidence(found, score, margin, False)), timings)
+            return Result(found[:k], decide(cal, _evidence(found, score, margin, False)),
+                          timings, first, score, margin)
         t1 = time.perf_counter()
         query = self.extractor.query(image)
         t2 = time.perf_counter()
         votes = self.albums.descriptors.votes(query)
         t3 = time.perf_counter()
-        ranked = self._verify(query, found, votes, cal)
+        ranked, checked = self._verify(query, found, votes, cal)
         t4 = time.perf_counter()
         timings.update(features=(t2 - t1) * 1e3, votes=(t3 - t2) * 1e3,
                        verify=(t4 - t3) * 1e3)
-        return Result(ranked[:k], decide(cal, _evidence(ranked, score, margin, True)), timings)
+        return Result(ranked[:k], decide(cal, _evidence(ranked, score, margin, True)), timings,
+                      first, score, margin, checked)
 
     def _candidates(self, found: list[Match], votes: dict[int, int]) -> list[Match]:
         """Embedding top-K ∪ vote top-K in fused order."""
@@ -107,24 +116,26 @@ class Retriever:
         return sorted(cands, key=lambda m: -(m.score + VOTE_WEIGHT * m.votes / most))
 
     def _verify(self, query: LocalFeatures, found: list[Match], votes: dict[int, int],
-                cal: Calibration) -> list[Match]:
+                cal: Calibration) -> tuple[list[Match], list[Match]]:
+        """(ranking, the candidates verified)."""
         cands = self._candidates(found, votes)
         qf = query.float_desc()
         checked: list[Match] = []
-        for i, m in enumerate(cands):
+        for m in cands:
             iid = self.albums.iid_of(m.album.album_id)
             feats = self.albums.features.get(iid) if iid is not None else None
             ev = self.verifier.match(query, feats, qf) if feats is not None else UNVERIFIED
             checked.append(Match(m.album, m.score, m.votes, ev))
             if self.config.stop_inliers and ev.inliers >= self.config.stop_inliers \
                     and ev.coverage >= cal.accept_coverage:
-                checked += cands[i + 1 :]
                 break
+        verified = list(checked)
+        checked += cands[len(checked) :]
         sure = sorted((m for m in checked if _accepted(m.evidence, cal)),
                       key=lambda m: -m.evidence.inliers)
         rest = [m for m in checked if not _accepted(m.evidence, cal)]
         seen = {m.album.album_id for m in checked}
-        return sure + rest + [m for m in found if m.album.album_id not in seen]
+        return sure + rest + [m for m in found if m.album.album_id not in seen], verified
 
 
 def _accepted(ev: Verified, cal: Calibration) -> bool:
