@@ -19,13 +19,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from service.analytics import reports
+from service.analytics.sales_csv import Sale
+from service.analytics.store import AnalyticsStore
+from service.testing.postgres import PostgresServer, find_bindir
 
-from service.analytics import reports  # noqa: E402
-from service.analytics.sales_csv import Sale  # noqa: E402
-from service.analytics.store import AnalyticsStore  # noqa: E402
-from tests.helpers.postgres import PostgresServer, find_bindir  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DAY = 86_400.0
 NOW = 1_780_000_000.0
