@@ -15,10 +15,10 @@ from service.config import Settings
 from service.demo import fake_album, make_cover
 from service.engine import Engine
 from service.features import Extractor, FeatureConfig
-from service.vote_index import DescriptorIndex
-from tests.conftest import app_client
 from service.testing.images import new_cover_png, png_bytes
 from service.testing.tiny_model import build_tiny_model
+from service.vote_index import DescriptorIndex
+from tests.conftest import app_client
 
 
 def _engine(client: TestClient) -> Engine:
