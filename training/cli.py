@@ -17,6 +17,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="paste cut-outs, or GLIGEN inpainting (needs --gligen-model)")
     p.add_argument("--gligen-model", type=Path, default=None,
                    help="local diffusers GLIGEN inpainting checkpoint directory")
+    p.add_argument("--gligen-device", default="cpu", help="torch device for GLIGEN, e.g. cuda")
+    p.add_argument("--gligen-steps", type=int, default=25, help="GLIGEN denoising steps")
     p.add_argument("--hands", type=Path, default=None, help="default: <shared>/hands")
     p.add_argument("--split", type=Path, default=None, help="split.json: only its test albums")
     p.add_argument("--subset", default="test", help="split subset (default: %(default)s)")
