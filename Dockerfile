@@ -30,7 +30,10 @@ COPY --from=build /opt/catalog /catalog
 COPY models/cratewatch-embedder.onnx models/cratewatch-embedder.json /app/models/
 # CRATEWATCH_THREADS is left unset on purpose: the service sizes ONNX Runtime's thread pool from
 # the container's CPU limit (cgroup cpu.max) and affinity, not from the host's core count.
+# MALLOC_ARENA_MAX=2: glibc's per-thread arenas kept RSS high for good after bursts of large
+# uploads (README, Reliability: benchmarks/memory.py); read at process start, so set here.
 ENV PATH=/opt/venv/bin:$PATH \
+    MALLOC_ARENA_MAX=2 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CRATEWATCH_HOST=0.0.0.0 \

@@ -25,13 +25,12 @@ import httpx
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from service.config import available_cpus
+from service.demo import degrade
+from service.testing.images import make_catalog
+from service.testing.server import LiveServer
 
-from service.config import available_cpus  # noqa: E402
-from service.demo import degrade  # noqa: E402
-from tests.helpers.images import make_catalog  # noqa: E402
-from tests.helpers.server import LiveServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def crops_for(catalog: Path, n: int, seed: int = 0) -> list[tuple[str, bytes]]:
@@ -94,7 +93,7 @@ def main() -> int:
             make_catalog(catalog, n=args.albums, size=256)
         model = args.model
         if not model.is_file():
-            from tests.helpers.tiny_model import build_tiny_model
+            from service.testing.tiny_model import build_tiny_model
 
             print(f"{model} not found: using the tiny test embedder", file=sys.stderr)
             model = build_tiny_model(work / "tiny.onnx")

@@ -29,14 +29,13 @@ import httpx
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from service.config import available_cpus
+from service.demo import degrade, fake_album, make_cover, write_demo_catalog
+from service.modelinfo import ModelInfo
+from service.testing.server import LiveServer, rss_mb
+from service.testing.tiny_model import build_tiny_model
 
-from service.config import available_cpus  # noqa: E402
-from service.demo import degrade, fake_album, make_cover, write_demo_catalog  # noqa: E402
-from service.modelinfo import ModelInfo  # noqa: E402
-from tests.helpers.server import LiveServer  # noqa: E402
-from tests.helpers.tiny_model import build_tiny_model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BUNDLED = ROOT / "models" / "cratewatch-embedder.onnx"
 
@@ -83,14 +82,6 @@ def make_queries(images: list[Path], n: int, seed: int = 0) -> list[bytes]:
         degrade(cover, rng).save(buf, format="JPEG", quality=80)
         out.append(buf.getvalue())
     return out
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size of the server process (Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def top_up(url: str, have: int, want: int) -> int:

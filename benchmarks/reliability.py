@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from service.testing.hostile import MALFORMED, unusual_but_valid
 
-from tests.hostile import MALFORMED, unusual_but_valid  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TESTS = ["tests/test_reliability_crasher.py", "tests/test_reliability_fuzz.py",
          "tests/test_reliability_shedding.py", "tests/test_reliability_hostile.py",

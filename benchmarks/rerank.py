@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from service.config import Settings
+from service.engine import Engine
+from service.metrics import Metrics
+from training.evaluate import QueryRow, read_query_set
+from training.metrics import top_k_accuracy
 
-from service.config import Settings  # noqa: E402
-from service.engine import Engine  # noqa: E402
-from service.metrics import Metrics  # noqa: E402
-from training.evaluate import QueryRow, read_query_set  # noqa: E402
-from training.metrics import top_k_accuracy  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(settings: Settings, rows: list[QueryRow]) -> dict[str, float]:

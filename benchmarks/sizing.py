@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from service.testing.images import make_catalog
+from service.testing.server import LiveServer, rss_mb
 
-from benchmarks.load import rss_mb  # noqa: E402
-from tests.helpers.images import make_catalog  # noqa: E402
-from tests.helpers.server import LiveServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 WARM = re.compile(r"re-rank features of (\d+) covers ready in ([\d.]+) s")
 

@@ -14,8 +14,10 @@ import service
 from service.analytics.db import AnalyticsUnavailable
 from service.analytics.store import AnalyticsStore
 from service.api import analytics, catalog, health, identify, sales, staff
+from service.api.admission import Admission
 from service.api.errors import install_error_handlers
-from service.api.middleware import BodyLimitMiddleware, LoadShedMiddleware, MetricsMiddleware
+from service.api.middleware import BodyLimitMiddleware, instrument
+from service.api.docs import install_docs
 from service.config import Settings
 from service.engine import Engine
 from service.metrics import Metrics
@@ -25,18 +27,29 @@ SHUTDOWN_WAIT_S = 30.0
 RETENTION_EVERY_S = 3600.0
 
 
+def _announce(engine: Engine, settings: Settings) -> None:
+    """One line saying where the service is and what it serves, once ready (``make run``)."""
+    host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    log.info("READY: http://%s:%d serving %d albums with model %s (API docs at /docs)",
+             host, settings.port, len(engine.albums), engine.model_version)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the model and index load in a background thread once it starts."""
     settings = settings or Settings()
     metrics = Metrics()
     engine = Engine(settings, metrics)
+    if settings.workers is not None:
+        log.warning("CRATEWATCH_WORKERS is deprecated: it is the number of inference jobs run "
+                    "at once, now CRATEWATCH_INFERENCE_CONCURRENCY (using %d)",
+                    settings.inference_concurrency)
     url = settings.database_url.get_secret_value() if settings.database_url else None
     store = AnalyticsStore(url, settings.data, settings.browse_gap_s,
                            settings.sightings_retention_days)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.inference_limiter = anyio.CapacityLimiter(settings.workers)
+        app.state.inference_limiter = anyio.CapacityLimiter(settings.inference_concurrency)
         # /healthz must answer while a large catalog embeds: load off the event loop.
         loader = threading.Thread(target=engine.load, name="cratewatch-load", daemon=True)
         loader.start()
@@ -59,23 +72,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=service.__version__,
         description="Identify vinyl album covers in shop-floor CCTV crops.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by service.api.docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.engine = engine
+    app.state.admission = Admission(metrics, settings.max_inflight)
+    engine.on_ready = lambda: _announce(engine, settings)
     app.state.analytics = store
     routers = (health.router, identify.router, catalog.router, sales.router, analytics.router,
                staff.router)
     for router in routers:
         app.include_router(router)
     staff.mount_static(app)
+    install_docs(app)
     install_error_handlers(app)
-    routes = [r for router in routers for r in router.routes]
-    # Added innermost first: metrics sees everything, including shed and oversize responses.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes,
                        timeout_s=settings.request_timeout_s)
-    app.add_middleware(LoadShedMiddleware, metrics=metrics, limit=settings.max_inflight)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=routes)
+    instrument(app, metrics)  # last, so outermost: it sees 413 and 408 answers too
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,9 @@ def import_sales(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # Before FAISS (and its OpenMP runtime) loads: one OpenMP thread in every thread of the
+    # process, request threads included. Parallelism comes from concurrent requests.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
     from service.app import create_app

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="bind address")
     port: int = Field(default=8000, ge=0, le=65535)
     threads: int = Field(default_factory=available_cpus, ge=1, description="ORT intra-op threads")
-    workers: int = Field(default=2, ge=1, description="inference jobs run at once")
+    inference_concurrency: int = Field(
+        default=2, ge=1, description="inference jobs (decode, embed, search, enrol) run at once")
+    workers: int | None = Field(
+        default=None, ge=1, description="deprecated alias of inference_concurrency")
     api_key: SecretStr | None = Field(default=None, description="X-API-Key needed for writes")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
@@ -113,3 +116,11 @@ class Settings(BaseSettings):
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             return None
         return value
+
+    @model_validator(mode="after")
+    def _workers_is_an_alias(self) -> Settings:
+        # CRATEWATCH_WORKERS read like uvicorn processes; it still works (create_app warns),
+        # but an explicit INFERENCE_CONCURRENCY wins.
+        if self.workers is not None and "inference_concurrency" not in self.model_fields_set:
+            self.inference_concurrency = self.workers
+        return self

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ class Engine:
         self._next_id = 0
         self._write_lock = threading.Lock()
         self._closing = threading.Event()
+        self.on_ready: Callable[[], None] | None = None  # called once loaded (the READY line)
         self.embedder: Embedder | None = None
         self.store: AlbumStore | None = None
         self.cache: EmbeddingCache | None = None
@@ -96,6 +98,8 @@ class Engine:
         self.state = "ready"
         self.metrics.ready.set(1)
         log.info("ready: %s", self.stats)
+        if self.on_ready is not None:
+            self.on_ready()
         if self.reranker is not None:
             self._warm_reranker()
 

@@ -10,8 +10,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # JPEG draft decoding stops at roughly this side: the model sees 128 px, re-rank 512 px.
 DRAFT_SIDE = 1024
-FORMAT_SUFFIX = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp",
-                 "TIFF": "tiff"}
+# The documented formats (README, API). Pillow reads dozens more (PPM, PCX, ICO, TGA, SGI, IM,
+# DDS, QOI, XBM, ...): each is attack surface and none comes from a camera, so they are refused.
+# MPO is how Pillow reports a JPEG with an extra (e.g. depth) picture, as phones write them.
+FORMAT_SUFFIX = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif",
+                 "BMP": "bmp", "TIFF": "tiff"}
+DECODERS = ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"]
+ACCEPTED = "JPEG, PNG, WebP, GIF, TIFF, BMP"
 
 
 class ImageRejected(ValueError):
@@ -26,9 +31,9 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     if not data:
         raise ImageRejected("empty upload")
     try:
-        img: Image.Image = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data), formats=DECODERS)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageRejected("not a recognised image") from exc
+        raise ImageRejected(f"not an image in an accepted format ({ACCEPTED})") from exc
     except Image.DecompressionBombError as exc:
         raise ImageRejected("image dimensions exceed the pixel limit") from exc
     width, height = img.size
@@ -38,7 +43,7 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     if width * height > max_pixels:
         raise ImageRejected(f"image is {width}x{height}: over the {max_pixels} pixel limit")
     suffix = FORMAT_SUFFIX.get(img.format or "", "img")
-    if img.format == "JPEG":
+    if img.format in ("JPEG", "MPO"):
         img.draft(img.mode if img.mode in ("L", "RGB") else None, (DRAFT_SIDE, DRAFT_SIDE))
     try:
         with warnings.catch_warnings():

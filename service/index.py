@@ -9,6 +9,20 @@ import faiss
 import numpy as np
 
 log = logging.getLogger(__name__)
+_thread_state = threading.local()
+
+
+def single_thread_faiss() -> None:
+    """One OpenMP thread for FAISS in the calling thread (once per thread).
+
+    OpenMP's thread count is a per-thread setting: set in the loader thread only, request
+    threads kept the process default (2 here) and a single-query search on a busy CPU waited at
+    the team barrier (6-40 ms on a 5-album index). ``cratewatch serve`` also sets
+    ``OMP_NUM_THREADS=1`` before FAISS loads; this covers apps built in-process.
+    """
+    if not getattr(_thread_state, "faiss_single", False):
+        faiss.omp_set_num_threads(1)
+        _thread_state.faiss_single = True
 
 
 class VectorIndex:

@@ -26,10 +26,10 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from tests.helpers.images import make_catalog
-from tests.helpers.postgres import INSTALL_HINT, PostgresServer, find_bindir
-from tests.helpers.server import LiveServer
-from tests.helpers.tiny_model import build_tiny_model
+from service.testing.images import make_catalog
+from service.testing.postgres import INSTALL_HINT, PostgresServer, find_bindir
+from service.testing.server import LiveServer
+from service.testing.tiny_model import build_tiny_model
 
 
 @pytest.fixture(scope="session")

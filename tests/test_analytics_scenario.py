@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.helpers.images import new_cover_png
-from tests.helpers.server import LiveServer
+from service.testing.images import new_cover_png
+from service.testing.server import LiveServer
 
 KEY = "scenario-key"
 AUTH = {"X-API-Key": KEY}

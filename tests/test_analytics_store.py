@@ -161,3 +161,25 @@ def test_import_sales_cli_matches_the_api(analytics_db: str | None, tmp_path: Pa
     assert main(args) == 1
     assert json.loads(capsys.readouterr().out)["duplicates"] == 2
     assert main(["import-sales", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_postgres_reconnects_after_the_server_dropped_the_connection(
+        postgres_server: object, tmp_path: Path) -> None:
+    import psycopg
+
+    from service.analytics.db import PostgresBackend
+    from tests.helpers.postgres import PostgresServer
+
+    assert isinstance(postgres_server, PostgresServer)
+    url = postgres_server.create_database("reconnect")
+    store = make_store(url, tmp_path)
+    store.add_sighting("a", "cam1", T0, 0.9)
+    backend = store.open()
+    assert isinstance(backend, PostgresBackend)
+    backend.ping_after_s = 0.0  # as if idle for long
+    with psycopg.connect(url, autocommit=True) as admin:  # what a server restart or proxy does
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE application_name = 'cratewatch'")
+    store.add_sighting("a", "cam1", T0 + 600, 0.9)  # no error: reconnected before the write
+    assert store.counts()["sightings"] == 2
+    store.close()

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from service.config import Settings
-from tests.helpers.server import free_port
+from service.testing.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

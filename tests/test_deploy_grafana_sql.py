@@ -18,7 +18,7 @@ import pytest
 
 from service.analytics import reports
 from service.analytics.store import AnalyticsStore
-from tests.helpers.postgres import PostgresServer
+from service.testing.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 INIT = ROOT / "deploy" / "postgres" / "initdb" / "10-grafana-reader.sh"

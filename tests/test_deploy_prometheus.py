@@ -15,15 +15,16 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers.server import LiveServer, free_port
+from service.testing.server import LiveServer, free_port
+from service.testing.system_deps import missing_reason
 from tests.test_deploy_dashboard import dashboard_exprs
 
 ROOT = Path(__file__).resolve().parent.parent
 PROM_DIR = ROOT / "deploy" / "prometheus"
 PROMETHEUS = shutil.which("prometheus")
 
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None, reason="prometheus binary not installed (apt-get install prometheus)")
+MISSING = missing_reason("prometheus", ["prometheus"])
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
 
 def local_config(target: str, self_target: str) -> dict[str, Any]:

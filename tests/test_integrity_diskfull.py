@@ -27,8 +27,8 @@ from PIL import Image
 from service.config import Settings
 from service.store import TMP_PREFIX
 from tests.conftest import app_client
-from tests.helpers.images import new_cover_png
-from tests.helpers.server import LiveServer
+from service.testing.images import new_cover_png
+from service.testing.server import LiveServer
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from service.config import Settings
 from tests.conftest import app_client
-from tests.helpers.images import new_cover_png
+from service.testing.images import new_cover_png
 
 
 def _add(client: TestClient, album_id: str, data: bytes) -> tuple[int, dict[str, object]]:

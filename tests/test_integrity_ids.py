@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.catalog import valid_album_id
-from tests.helpers.images import new_cover_png
+from service.testing.images import new_cover_png
 
 # (rule broken, id). A slash cannot be tried on a route: it splits the path into two segments.
 INVALID = [

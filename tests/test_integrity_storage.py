@@ -15,7 +15,7 @@ from service.app import create_app
 from service.config import Settings
 from service.store import QUARANTINE
 from tests.conftest import app_client, wait_ready
-from tests.helpers.images import new_cover_png
+from service.testing.images import new_cover_png
 
 
 def _add(client: TestClient, album_id: str, data: bytes) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.helpers.images import make_catalog
+from service.testing.images import make_catalog
 from tests.training_helpers import covers
 from training.catalog import DEFAULT_SPLIT, split_albums
 from training.cli import main

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 
 from service.store import TMP_PREFIX
-from tests.helpers.images import new_cover_png
-from tests.helpers.server import LiveServer
+from service.testing.images import new_cover_png
+from service.testing.server import LiveServer
 
 KILLS = 8
 MAX_ALBUMS = 400  # a hard stop for the writer, whatever the timing

@@ -19,16 +19,16 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.config import Settings
-from tests.conftest import app_client
-from tests.helpers.images import new_cover_png
-from tests.helpers.server import LiveServer
-from tests.hostile import (
+from service.testing.hostile import (
     ORIENTATION_FIX,
     malformed,
     multipart,
     real_pixel_bomb,
     unusual_but_valid,
 )
+from service.testing.images import new_cover_png
+from service.testing.server import LiveServer
+from tests.conftest import app_client
 
 ALBUMS = ["alb-003", "alb-017", "alb-028"]
 FORMATS = list(unusual_but_valid(Image.new("RGB", (8, 8))))

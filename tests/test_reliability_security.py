@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from service.api import deps
-from tests.helpers.images import new_cover_png
-from tests.helpers.server import LiveServer
+from service.testing.images import new_cover_png
+from service.testing.server import LiveServer
 
 KEY = "s3cret-Key-0f-the-shop-7731"
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 from service.config import Settings
+from service.testing.server import LiveServer
 from tests.conftest import app_client
-from tests.helpers.server import LiveServer
 
 LIMIT = 2
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
+from service.testing.images import new_cover_png
 from tests.conftest import app_client, wait_ready
-from tests.helpers.images import new_cover_png
 
 
 def _file(data: bytes, name: str = "crop.png") -> dict[str, tuple[str, bytes, str]]:

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.config import Settings
+from service.testing.images import new_cover_png, png_with_declared_size
 from tests.conftest import app_client
-from tests.helpers.images import new_cover_png, png_with_declared_size
 
 
 def _zero_sized_png() -> bytes:

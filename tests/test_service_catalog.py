@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.catalog import load_catalog, valid_album_id
-from tests.helpers.images import make_catalog
+from service.testing.images import make_catalog
 
 
 def test_bad_rows_are_skipped_with_line_numbers(tmp_path: Path) -> None:

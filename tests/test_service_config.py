@@ -48,3 +48,17 @@ def test_blank_api_key_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRATEWATCH_API_KEY", "s3cret")
     key = Settings().api_key
     assert key is not None and key.get_secret_value() == "s3cret"
+
+
+def test_workers_is_a_deprecated_alias_of_inference_concurrency(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from service.app import create_app
+
+    assert Settings().inference_concurrency == 2
+    monkeypatch.setenv("CRATEWATCH_WORKERS", "3")
+    settings = Settings()
+    assert settings.inference_concurrency == 3
+    create_app(settings)
+    assert "CRATEWATCH_WORKERS is deprecated" in caplog.text
+    monkeypatch.setenv("CRATEWATCH_INFERENCE_CONCURRENCY", "5")
+    assert Settings().inference_concurrency == 5  # the new name wins

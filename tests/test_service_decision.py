@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from service.decision import DEFAULT, Calibration, Evidence, decide, with_overrides
-from tests.helpers.images import new_cover_png
+from service.testing.images import new_cover_png
 
 
 def _ev(**kw: object) -> Evidence:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.imaging import ImageRejected, decode_image
-from tests.helpers.images import png_with_declared_size
+from service.testing.images import png_with_declared_size
 
 
 def _cover(catalog_dir: Path) -> Image.Image:

@@ -9,8 +9,8 @@ from pathlib import Path
 from PIL import Image
 
 from service.config import Settings
+from service.testing.images import new_cover_png
 from tests.conftest import app_client
-from tests.helpers.images import new_cover_png
 
 
 def _file(data: bytes) -> dict[str, tuple[str, bytes, str]]:

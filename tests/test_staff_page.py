@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.images import new_cover_png
-from tests.helpers.server import LiveServer
+from service.testing.images import new_cover_png
+from service.testing.server import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
 KEY = "page-key"

@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.helpers.images import make_catalog  # noqa: E402
+from service.testing.images import make_catalog  # noqa: E402
 from training.cli import main  # noqa: E402
 from training.config import FitConfig, model_info  # noqa: E402
 from training.export import export_onnx  # noqa: E402

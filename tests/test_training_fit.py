@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.helpers.images import make_catalog  # noqa: E402
+from service.testing.images import make_catalog  # noqa: E402
 from tests.training_helpers import write_hands  # noqa: E402
 from training.loss import triplet_margin_loss  # noqa: E402
 from training.miner import batch_hard  # noqa: E402

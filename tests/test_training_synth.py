@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.images import make_catalog
+from service.testing.images import make_catalog
 from tests.training_helpers import covers, write_hands
 from training.cli import main
 from training.recombine import recombine

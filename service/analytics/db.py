@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,6 +119,10 @@ class PostgresBackend:
 
     dialect = "postgresql"
 
+    # A connection idle this long is pinged first: the server or a proxy may have closed it,
+    # and psycopg only notices on use, which would fail one request for nothing.
+    ping_after_s = 30.0
+
     def __init__(self, url: str, connect_timeout_s: int = 5) -> None:
         import psycopg  # only needed when a PostgreSQL URL is configured
 
@@ -127,18 +132,31 @@ class PostgresBackend:
         self.where = _redact(url)
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._last_used = 0.0
         with self._lock:
             self._connect()
 
     def _connect(self) -> Any:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
-            return self._conn
+            if time.monotonic() - self._last_used < self.ping_after_s or self._alive():
+                self._last_used = time.monotonic()
+                return self._conn
+            self._conn.close()
         try:
             self._conn = self._psycopg.connect(self._url, connect_timeout=self._timeout,
                                                application_name="cratewatch")
         except self._psycopg.Error as exc:
             raise AnalyticsUnavailable(f"cannot connect to {self.where}: {exc}") from exc
+        self._last_used = time.monotonic()
         return self._conn
+
+    def _alive(self) -> bool:
+        try:
+            self._conn.execute("SELECT 1")
+            self._conn.rollback()
+            return True
+        except self._psycopg.Error:
+            return False
 
     @contextmanager
     def transaction(self, lock_key: int | None = None) -> Iterator[Tx]:

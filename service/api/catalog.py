@@ -28,6 +28,7 @@ AlbumId = Annotated[str, Path(pattern=ALBUM_ID_RE.pattern, description="album id
 META_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 RESERVED = {"image", "artist", "title", "album_id"}
 MAX_META_FIELDS = 32
+MAX_META_CHARS = 1000
 THUMB_SIZES = (64, 128, 256)
 
 
@@ -136,7 +137,10 @@ def _metadata(form: FormData) -> dict[str, str]:
     for key, value in items:
         if isinstance(value, StarletteUpload) or not META_KEY_RE.match(key):
             raise HTTPException(422, detail=f"bad metadata field {key[:64]!r}")
-        out[key] = str(value)[:1000]
+        if len(value) > MAX_META_CHARS:  # refused, never silently cut
+            raise HTTPException(422, detail=f"metadata field {key!r} is {len(value)} "
+                                f"characters: at most {MAX_META_CHARS}")
+        out[key] = value
     return out
 
 

@@ -12,6 +12,7 @@ from service.analytics.db import AnalyticsUnavailable
 from service.analytics.store import AnalyticsStore
 from service.config import Settings
 from service.engine import Engine
+from service.index import single_thread_faiss
 
 
 def get_settings(request: Request) -> Settings:
@@ -55,10 +56,14 @@ async def get_analytics(request: Request) -> AnalyticsStore:
 async def run_blocking(request: Request, func: Any, *args: Any) -> Any:
     """Run blocking work (decode, ONNX, FAISS, fsync) in the worker pool, off the event loop."""
     limiter = request.app.state.inference_limiter
-    return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
+
+    def call() -> Any:
+        single_thread_faiss()
+        return func(*args)
+
+    return await anyio.to_thread.run_sync(call, limiter=limiter)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 AnalyticsDep = Annotated[AnalyticsStore, Depends(get_analytics)]
 WriteAccess = Depends(require_api_key)

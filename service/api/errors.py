@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from service.analytics.db import AnalyticsUnavailable
@@ -14,6 +16,32 @@ from service.imaging import ImageRejected
 from service.store import AlbumExists
 
 log = logging.getLogger(__name__)
+ECHO_CHARS = 80  # of each invalid input value, in a 422 body
+MAX_ERRORS = 20
+
+
+def _capped(error: dict[str, Any]) -> dict[str, Any]:
+    """One validation error with its echoed input cut to a preview (two 1 MB fields gave a 2 MB
+    422 body before)."""
+    out: dict[str, Any] = {k: error[k] for k in ("type", "loc", "msg") if k in error}
+    value = error.get("input")
+    if isinstance(value, str | bytes):
+        preview = value[:ECHO_CHARS]
+        out["input"] = preview if isinstance(preview, str) else preview.decode(errors="replace")
+        if len(value) > ECHO_CHARS:
+            out["input_length"] = len(value)
+    elif isinstance(value, int | float | bool) or value is None:
+        out["input"] = value
+    if isinstance(error.get("ctx"), dict):
+        out["ctx"] = {k: v if isinstance(v, int | float | bool) else str(v)[:ECHO_CHARS]
+                      for k, v in error["ctx"].items()}
+    return out
+
+
+async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [_capped(dict(e)) for e in exc.errors()[:MAX_ERRORS]]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 async def _image_rejected(_: Request, exc: Exception) -> JSONResponse:
@@ -56,6 +84,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ImageRejected, _image_rejected)
     app.add_exception_handler(AlbumExists, _album_exists)
     app.add_exception_handler(AlbumNotFound, _album_not_found)

@@ -23,7 +23,8 @@ async def readyz(request: Request) -> JSONResponse:
     engine = request.app.state.engine
     body: dict[str, Any] = {"status": engine.state, **engine.stats}
     if engine.error:
-        body["error"] = engine.error
+        # The exception text names server paths: it is in the log, not in a public answer.
+        body["error"] = "loading failed; the server log has the details"
     if engine.ready:
         body["model_version"] = engine.model_version
         return JSONResponse(body)

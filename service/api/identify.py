@@ -44,8 +44,10 @@ async def identify(
     if camera is not None:
         require_api_key(settings, x_api_key)  # a sighting is business data
         analytics = await get_analytics(request)  # 503 before the work, not after
-    data = await image.read()
-    result: dict[str, Any] = await run_blocking(request, engine.identify, data, k)
+    # FastAPI has read the whole body before this runs: only complete uploads take a slot.
+    with request.app.state.admission.admit():
+        data = await image.read()
+        result: dict[str, Any] = await run_blocking(request, engine.identify, data, k)
     request.app.state.metrics.identifications.inc()
     album_id = result.get("identified")
     if camera is not None and album_id:

@@ -1,4 +1,8 @@
-"""Pure ASGI middleware: request metrics, load shedding, body size limit and body deadline."""
+"""ASGI middleware: request metrics by route template, body size limit and body deadline.
+
+Load shedding is not here: a request is admitted to the inference queue only once its body is
+in (``service.api.admission``), which a middleware that runs on the headers cannot know.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ import math
 import time
 
 import anyio
+from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator.metrics import Info
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import Metrics
@@ -23,68 +29,23 @@ async def send_json(send: Send, status: int, detail: str, headers: dict[str, str
     await send({"type": "http.response.body", "body": body})
 
 
-class MetricsMiddleware:
-    """Counts and times every request by route template (bounded label cardinality)."""
+def instrument(app: FastAPI, metrics: Metrics) -> None:
+    """Count and time every request under its route template (``/catalog/{album_id}``).
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute]) -> None:
-        self.app, self.metrics, self.routes = app, metrics, routes
-
-    def endpoint(self, scope: Scope) -> str:
-        """The matching route's template (``/catalog/{album_id}``), else "unmatched"."""
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match != Match.NONE:
-                return str(getattr(route, "path", "unmatched"))
-        return "unmatched"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        started = time.perf_counter()
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            endpoint = self.endpoint(scope)
-            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
-            self.metrics.request_duration.labels(endpoint).observe(time.perf_counter() - started)
-
-
-class LoadShedMiddleware:
-    """Bounded in-flight queue for /identify: beyond ``limit``, answer 503 + Retry-After at once.
-
-    Shedding before the body is read keeps an overloaded server's latency bounded.
+    prometheus-fastapi-instrumentator resolves templates through included routers and mounts
+    and prefers a full match to a partial one (``POST /catalog/add`` is ``/catalog/add``); its
+    own default metrics are not used, ours keep the names dashboards and alerts query. Call it
+    after every other middleware so it is outermost and sees 413/408 answers too.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, limit: int, path: str = "/identify"
-                 ) -> None:
-        self.app, self.metrics, self.limit, self.path = app, metrics, limit, path
-        self.inflight = 0  # only touched on the event loop: no lock needed
+    def record(info: Info) -> None:
+        # "none" is the library's label for a path no route serves: keep our historic name.
+        endpoint = "unmatched" if info.modified_handler == "none" else info.modified_handler
+        metrics.requests.labels(endpoint, info.method, info.modified_status).inc()
+        metrics.request_duration.labels(endpoint).observe(info.modified_duration)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
-            await self.app(scope, receive, send)
-            return
-        if self.inflight >= self.limit:
-            self.metrics.shed.inc()
-            await send_json(send, 503, "too many identify requests in flight; retry shortly",
-                            {"Retry-After": "1"})
-            return
-        self.inflight += 1
-        self.metrics.inflight.set(self.inflight)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.inflight -= 1
-            self.metrics.inflight.set(self.inflight)
+    Instrumentator(should_group_status_codes=False, should_group_untemplated=True,
+                   registry=metrics.registry).add(record).instrument(app)
 
 
 class BodyLimitMiddleware:

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.helpers.server import free_port
+from service.testing.server import free_port
 
 INSTALL_HINT = ("apt-get install postgresql-15 (`make test` installs it when run as root)")
 

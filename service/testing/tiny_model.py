@@ -50,5 +50,5 @@ def build_tiny_model(path: Path, version: str = "tiny-test-1", input_size: int =
     onnx.save(model, path)
     ModelInfo(name="tiny-test", version=version, input_size=input_size, channels=1,
               mean=[0.5], std=[0.25], embedding_dim=dim,
-              extra={"built_by": "tests/helpers/tiny_model.py", "seed": seed}).write(path)
+              extra={"built_by": "service/testing/tiny_model.py", "seed": seed}).write(path)
     return path

@@ -24,6 +24,14 @@ def cratewatch_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "service.cli"]
 
 
+def rss_mb(pid: int) -> float:
+    """Resident set size of the server process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 class LiveServer:
     """One server process at a time; ``start`` again after ``kill`` to test restarts."""
 

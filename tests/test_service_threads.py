@@ -1,0 +1,56 @@
+"""Issue 11 defect 12: FAISS runs one OpenMP thread in the threads that serve requests.
+
+OpenMP's thread count is per thread: setting it in the loader thread leaves request threads at
+the process default. The app runs in a subprocess with ``OMP_NUM_THREADS=3`` so the default is
+known (not this machine's core count), and the count is read inside the request's own search.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = """
+import sys
+from pathlib import Path
+
+import faiss
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+
+catalog, model, data = (Path(a) for a in sys.argv[1:4])
+seen = []
+with TestClient(create_app(Settings(catalog=catalog, model=model, data=data, threads=1))) as c:
+    while c.get("/readyz").status_code != 200:
+        pass
+    index = c.app.state.engine.index
+    real = index.search
+
+    def search(*args, **kwargs):
+        seen.append(faiss.omp_get_max_threads())
+        return real(*args, **kwargs)
+
+    index.search = search
+    image = (catalog / "images" / "alb-001.png").read_bytes()
+    for _ in range(4):
+        assert c.post("/identify", files={"image": ("c.png", image)}).status_code == 200
+print("DEFAULT", faiss.omp_get_max_threads(), "SEEN", *seen)
+"""
+
+
+def test_faiss_uses_one_thread_in_request_threads(catalog_dir: Path, tiny_model: Path,
+                                                  tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "3"}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(catalog_dir), str(tiny_model),
+                          str(tmp_path / "data")], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-3000:]
+    words = out.stdout.split()
+    default = int(words[words.index("DEFAULT") + 1])
+    seen = [int(w) for w in words[words.index("SEEN") + 1 :]]
+    assert default == 3  # the environment really sets the process default here
+    assert seen and set(seen) == {1}, f"FAISS threads seen in request threads: {seen}"
