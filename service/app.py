@@ -15,9 +15,9 @@ from service.analytics.db import AnalyticsUnavailable
 from service.analytics.store import AnalyticsStore
 from service.api import analytics, catalog, health, identify, sales, staff
 from service.api.admission import Admission
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, instrument
-from service.api.docs import install_docs
 from service.config import Settings
 from service.engine import Engine
 from service.metrics import Metrics

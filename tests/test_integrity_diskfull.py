@@ -26,9 +26,9 @@ from PIL import Image
 
 from service.config import Settings
 from service.store import TMP_PREFIX
-from tests.conftest import app_client
 from service.testing.images import new_cover_png
 from service.testing.server import LiveServer
+from tests.conftest import app_client
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.config import Settings
-from tests.conftest import app_client
 from service.testing.images import new_cover_png
+from tests.conftest import app_client
 
 
 def _add(client: TestClient, album_id: str, data: bytes) -> tuple[int, dict[str, object]]:

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.config import Settings
 from service.store import QUARANTINE
-from tests.conftest import app_client, wait_ready
 from service.testing.images import new_cover_png
+from tests.conftest import app_client, wait_ready
 
 
 def _add(client: TestClient, album_id: str, data: bytes) -> int:

@@ -64,6 +64,7 @@ async def run_blocking(request: Request, func: Any, *args: Any) -> Any:
     return await anyio.to_thread.run_sync(call, limiter=limiter)
 
 
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 AnalyticsDep = Annotated[AnalyticsStore, Depends(get_analytics)]
 WriteAccess = Depends(require_api_key)
