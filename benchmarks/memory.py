@@ -54,6 +54,8 @@ def run(label: str, arena: str | None, catalog: Path, photos: list[bytes],
     server.env.pop("CRATEWATCH_THREADS", None)  # the service's default: CPUs it may use
     if arena is not None:
         server.env["MALLOC_ARENA_MAX"] = arena
+    if args.server_src is not None:  # serve another checkout's code (e.g. before a fix)
+        server.env["PYTHONPATH"] = str(args.server_src)
     server.start(timeout_s=300)
     time.sleep(args.warm_s)  # let the background re-rank warm-up of the covers finish
     assert server.proc is not None
@@ -88,7 +90,8 @@ def report(results: list[dict[str, object]], args: argparse.Namespace, photo_mb:
              f"{args.requests} requests of {args.megapixels:g}-megapixel JPEG photos "
              f"({photo_mb:.1f} MB each) at concurrency {args.concurrency}, bundled model, demo "
              "catalog, default settings (re-rank on), client on the same machine. RSS of the "
-             "server process from /proc, MB.", "",
+             "server process from /proc, MB."
+             + (f" Server code: {args.server_src}." if args.server_src else ""), "",
              "| allocator | RSS ready | peak | after last request | after "
              f"{args.idle_s:g} s idle | errors | req/s |", "|---|---|---|---|---|---|---|"]
     for r in results:
@@ -117,6 +120,7 @@ def main() -> int:
     p.add_argument("--warm-s", type=float, default=5.0)
     p.add_argument("--idle-s", type=float, default=10.0)
     p.add_argument("--model", type=Path, default=ROOT / "models/cratewatch-embedder.onnx")
+    p.add_argument("--server-src", type=Path, help="PYTHONPATH of the server: another checkout")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/reports/memory.md")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
