@@ -1,4 +1,4 @@
-"""``cratewatch serve`` and ``cratewatch demo-catalog``."""
+"""``cratewatch serve``, ``demo-catalog``, ``import-sales`` and ``calibrate``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,18 @@ def _parser() -> argparse.ArgumentParser:
     sales.add_argument("file", type=Path, help="CSV: sold_at,album_id,quantity[,sale_id,...]")
     sales.add_argument("--catalog", type=Path, help="catalog dir (CRATEWATCH_CATALOG)")
     sales.add_argument("--data", type=Path, help="data dir (CRATEWATCH_DATA)")
+    cal = sub.add_parser("calibrate", help="measure gate/acceptance thresholds of a model and "
+                         "write them into its sidecar's calibration block")
+    cal.add_argument("--catalog", type=Path, required=True, help="catalog the crops are run on")
+    cal.add_argument("--model", type=Path, help="ONNX embedder (CRATEWATCH_MODEL)")
+    cal.add_argument("--data", type=Path, required=True, help="scratch data dir (features)")
+    cal.add_argument("--known", type=Path, nargs="+", required=True,
+                     help="query sets (queries.csv + images) of covers in the catalog")
+    cal.add_argument("--unknown", type=Path, nargs="+", required=True,
+                     help="query sets of covers NOT in the catalog (the open set)")
+    cal.add_argument("--target-far", type=float, default=0.01,
+                     help="most open-set crops that may be accepted (share)")
+    cal.add_argument("--write", action="store_true", help="write into <model>.json")
     return parser
 
 
@@ -44,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "import-sales":
         return import_sales(args)
+    if args.command == "calibrate":
+        return run_calibrate(args)
     return serve(args)
 
 
@@ -65,6 +79,20 @@ def import_sales(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(result, indent=2))
     return 1 if result["rejected"] else 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from service.calibrate import calibrate
+    from service.config import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k in ("catalog", "data", "model") if (v := getattr(args, k)) is not None}
+    # The model's own thresholds are what is measured: no settings overrides apply here.
+    settings = Settings(**overrides, accept_inliers=None, accept_coverage=None,
+                        gate_score=None, gate_margin=None)
+    calibrate(settings, args.known, args.unknown, args.target_far, args.write)
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:

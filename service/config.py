@@ -67,11 +67,18 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     max_inflight: int = Field(default=32, ge=1, description="identify in flight before 503")
     request_timeout_s: float = Field(default=30.0, gt=0, description="deadline for a body")
-    rerank: bool = Field(default=True, description="geometric re-rank of the top-K")
-    rerank_top_k: int = Field(default=10, ge=2, le=50)
+    rerank: bool = Field(default=True, description="local-feature path (votes + verification)")
+    rerank_top_k: int = Field(default=10, ge=1, le=50, description="embedding candidates verified")
+    vote_top_k: int = Field(default=10, ge=0, le=50, description="vote candidates verified")
     rerank_accept_inliers: int = Field(
-        default=40, ge=0, description="stop re-ranking at a candidate with this many inliers")
-    rerank_cache: int = Field(default=1024, ge=1, description="catalog covers' features kept")
+        default=40, ge=0, description="stop verifying at a candidate with this many inliers")
+    local_features: int = Field(default=500, ge=16, le=4000,
+                                description="RootSIFT keypoints kept per cover and per query")
+    local_index: str = Field(default="IVF1024,SQ8",
+                             description="FAISS factory string of the descriptor index")
+    local_exact_limit: int = Field(default=50_000, ge=0,
+                                   description="exact descriptor index up to this many")
+    local_nprobe: int = Field(default=8, ge=1, description="IVF lists probed per descriptor")
     accept_inliers: int | None = Field(
         default=None, ge=1, description="override the model's calibrated acceptance inliers")
     accept_coverage: float | None = Field(

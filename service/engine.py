@@ -16,17 +16,21 @@ from typing import Any
 import faiss
 import numpy as np
 
+from service.album_index import AlbumIndex, IndexConfig
 from service.cache import EmbeddingCache, SameImages, embed_with_cache, sha256_bytes
 from service.catalog import Album, load_catalog
 from service.config import Settings
-from service.decision import DEFAULT, Calibration, Evidence, decide, with_overrides
+from service.decision import DEFAULT, Calibration, with_overrides
 from service.embedder import Embedder
 from service.enrol import Step, run_all_or_nothing, storage_errors
+from service.feature_store import FeatureStore, features_with_store
+from service.features import Extractor, FeatureConfig, LocalFeatures
 from service.imaging import decode_image
-from service.index import VectorIndex, recall_at_k
+from service.index import recall_at_k
 from service.metrics import Metrics
-from service.rerank import Reranker, Verified
+from service.retrieve import Result, RetrievalConfig, Retriever
 from service.store import AlbumExists, AlbumStore
+from service.verify import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -54,23 +58,36 @@ class Engine:
         self.load_gate = threading.Event()  # set by default; tests may hold loading back
         self.load_gate.set()
         self.stats: dict[str, Any] = {}
-        self.albums: dict[str, Album] = {}
-        self._int_of: dict[str, int] = {}
-        self._album_of: dict[int, str] = {}
-        self.same_images = SameImages()
-        self._next_id = 0
         self._write_lock = threading.Lock()
         self._closing = threading.Event()
         self.on_ready: Callable[[], None] | None = None  # called once loaded (the READY line)
         self.embedder: Embedder | None = None
         self.store: AlbumStore | None = None
         self.cache: EmbeddingCache | None = None
-        self.index: VectorIndex | None = None
-        self.reranker = (
-            Reranker(settings.rerank_cache, accept_inliers=settings.rerank_accept_inliers,
-                     max_pixels=settings.max_image_pixels)
-            if settings.rerank else None
-        )
+        self.feature_store: FeatureStore | None = None
+        self.extractor = Extractor(FeatureConfig(max_features=settings.local_features,
+                                                 query_features=settings.local_features))
+        self.catalog = AlbumIndex(1, self._index_config(), local=settings.rerank)
+        self.retriever = self._retriever()
+
+    def _index_config(self) -> IndexConfig:
+        s = self.settings
+        return IndexConfig(s.exact_search_limit, s.approx_index, s.local_index,
+                           s.local_exact_limit, s.local_nprobe)
+
+    def _retriever(self) -> Retriever:
+        s = self.settings
+        return Retriever(self.catalog, self.extractor, Verifier(self.extractor.config.side),
+                         RetrievalConfig(s.rerank_top_k, s.vote_top_k, s.rerank_accept_inliers,
+                                         s.rerank))
+
+    @property
+    def albums(self) -> dict[str, Album]:
+        return self.catalog.albums
+
+    @property
+    def same_images(self) -> SameImages:
+        return self.catalog.same_images
 
     @property
     def ready(self) -> bool:
@@ -100,22 +117,6 @@ class Engine:
         log.info("ready: %s", self.stats)
         if self.on_ready is not None:
             self.on_ready()
-        if self.reranker is not None:
-            self._warm_reranker()
-
-    def _warm_reranker(self) -> None:
-        """Compute catalog covers' local features after ready, so early queries do not pay
-        for them (a cold candidate costs a SIFT extraction); stops at shutdown."""
-        assert self.reranker is not None
-        ok = [a for a in list(self.albums.values()) if a.image_status == "ok"]
-        paths = [a.image_path for a in ok[: self.reranker.cache_size]]
-        started = time.perf_counter()
-        for path in paths:
-            if self._closing.is_set():
-                return
-            self.reranker.warm(path)
-        log.info("re-rank features of %d covers ready in %.1f s", len(paths),
-                 time.perf_counter() - started)
 
     def _load(self) -> None:
         s = self.settings
@@ -155,29 +156,50 @@ class Engine:
             if not ok:
                 items[i].image_status = "unreadable"
         # Every album is registered (visible, deletable); only those with an image are indexed.
-        iids = [self._register(album) for album in items]
-        ids = np.array([iid for iid, a in zip(iids, items, strict=True)
-                        if a.image_status == "ok"], dtype=np.int64)
-        self.index = VectorIndex.build(ids, vectors[usable].reshape(-1, embedder.dim),
-                                       s.exact_search_limit, s.approx_index)
-        self.metrics.catalog_albums.set(self.index.ntotal)
+        catalog = self.catalog = AlbumIndex(embedder.dim, self._index_config(), s.rerank)
+        self.retriever = self._retriever()
+        iids = [catalog.register(album) for album in items]
+        ok = [i for i, a in enumerate(items) if a.image_status == "ok"]
+        feats = self._catalog_features([items[i] for i in ok])
+        catalog.build([iids[i] for i in ok], vectors[usable].reshape(-1, embedder.dim), feats)
+        self.metrics.catalog_albums.set(catalog.searchable)
         status = [a.image_status for a in items]
         self.stats = {
-            "albums": len(self.albums), "searchable": len(ids), "embedded": embedded,
+            "albums": len(items), "searchable": len(ok), "embedded": embedded,
             "cached": len(readable) - embedded, "skipped_rows": len(report.skipped),
             "undecodable": status.count("unreadable"), "missing_images": status.count("missing"),
-            "index": self.index.kind, "load_seconds": round(time.perf_counter() - started, 3),
+            **catalog.stats(), "load_seconds": round(time.perf_counter() - started, 3),
         }
-        if self.index.kind != "flat":
-            self._log_recall(ids, vectors[usable])
+        if self.feature_store is not None:
+            self.stats["features_extracted"] = self.feature_store.extracted
+        if catalog.vectors.kind != "flat":
+            self._log_recall(np.array([iids[i] for i in ok]), vectors[usable])
+
+    def _catalog_features(self, albums: list[Album]) -> list[LocalFeatures | None]:
+        """Local features of these covers: from the feature store, else extracted and stored."""
+        if not self.settings.rerank:
+            return [None] * len(albums)
+        store = self.feature_store = FeatureStore(self.settings.data / "features.sqlite3",
+                                                  self.extractor.config.key)
+
+        def extract(i: int) -> LocalFeatures | None:
+            try:
+                data = albums[i].image_path.read_bytes()
+                image = decode_image(data, self.settings.max_image_pixels)[0]
+            except (OSError, ValueError):
+                return None
+            return self.extractor.catalog(image)
+
+        return features_with_store(store, [a.sha256 for a in albums], extract,
+                                   workers=self.settings.threads, closing=self._closing.is_set)
 
     def _log_recall(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        assert self.index is not None
+        index = self.catalog.vectors
         rng = np.random.default_rng(0)
         sample = vectors[rng.choice(len(vectors), size=min(200, len(vectors)), replace=False)]
-        recall = recall_at_k(self.index, vectors, ids, sample, 10)
+        recall = recall_at_k(index, vectors, ids, sample, 10)
         self.stats["recall_at_10"] = round(recall, 4)
-        log.info("%s index recall@10 vs exact on %d queries: %.4f", self.index.kind,
+        log.info("%s index recall@10 vs exact on %d queries: %.4f", index.kind,
                  len(sample), recall)
 
     def _embed_files(self, paths: list[Path]) -> np.ndarray:
@@ -197,82 +219,39 @@ class Engine:
             out[rows] = self.embedder.embed_images(images)
         return out
 
-    def _new_iid(self) -> int:
-        self._next_id += 1
-        return self._next_id - 1
-
-    def _register(self, album: Album, iid: int | None = None) -> int:
-        iid = self._new_iid() if iid is None else iid
-        self.albums[album.album_id] = album
-        self._int_of[album.album_id] = iid
-        self._album_of[iid] = album.album_id
-        self.same_images.add(album.sha256, album.album_id)
-        return iid
-
-    def _unregister(self, album: Album) -> None:
-        self.albums.pop(album.album_id, None)
-        iid = self._int_of.pop(album.album_id)
-        self._album_of.pop(iid, None)
-        self.same_images.remove(album.sha256, album.album_id)
-        if album.image_status == "ok":
-            assert self.index is not None
-            self.index.remove([iid])
-
     def identify(self, data: bytes, k: int) -> dict[str, Any]:
-        """Decode -> embed -> search -> optional re-rank; returns the response body."""
-        assert self.embedder is not None and self.index is not None
+        """Decode -> embed -> retrieve (gate, votes, verification) -> decision; the response."""
+        result = self.retrieve(data, k, self.calibration)
+        self.metrics.observe_stages(result.timings_ms)
+        d = result.decision
+        self.metrics.decisions.labels(decided_by=d.decided_by,
+                                      identified=str(d.identified is not None).lower()).inc()
+        return {"identified": d.identified, "confidence": round(d.confidence, 4),
+                "decided_by": d.decided_by, "matches": _shape(result),
+                "model_version": self.model_version,
+                "timings_ms": {name: round(ms, 3) for name, ms in result.timings_ms.items()}}
+
+    def retrieve(self, data: bytes, k: int, cal: Calibration) -> Result:
+        """The typed result of one query under calibration ``cal`` (calibrate uses it too)."""
+        assert self.embedder is not None
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         image, _ = decode_image(data, self.settings.max_image_pixels)
         t1 = time.perf_counter()
         vector = self.embedder.embed_images([image])
-        t2 = time.perf_counter()
-        fetch = max(k, self.settings.rerank_top_k) if self.reranker else k
-        scores, ids = self.index.search(vector, fetch)
-        t3 = time.perf_counter()
-        timings.update(decode=(t1 - t0) * 1e3, embed=(t2 - t1) * 1e3, search=(t3 - t2) * 1e3)
-        found = [
-            (self.albums[aid], float(score))
-            for score, iid in zip(scores[0], ids[0], strict=True)
-            if (aid := self._album_of.get(int(iid))) is not None and aid in self.albums
-        ]
-        evidence = [Verified(0, 0.0)] * len(found)
-        verified = False
-        if self.reranker and len(found) > 1:
-            top = found[: self.settings.rerank_top_k]
-            order, checked = self.reranker.order(image, [a.image_path for a, _ in top])
-            found = [top[i] for i in order] + found[len(top) :]
-            evidence = [checked[i] for i in order] + evidence[len(top) :]
-            verified = True
-            timings["rerank"] = (time.perf_counter() - t3) * 1e3
-        self.metrics.observe_stages(timings)
-        decision = decide(self.calibration, Evidence(
-            album_id=found[0][0].album_id if found else None,
-            score=found[0][1] if found else 0.0,
-            margin=_margin(found), inliers=evidence[0].inliers if found else 0,
-            coverage=evidence[0].coverage if found else 0.0, verified=verified))
-        self.metrics.decisions.labels(decided_by=decision.decided_by,
-                                      identified=str(decision.identified is not None).lower()).inc()
-        matches = [
-            {"rank": rank, "album_id": a.album_id, "artist": a.artist, "title": a.title,
-             "score": round(score, 6), "inliers": ev.inliers, "metadata": a.metadata}
-            for rank, ((a, score), ev) in enumerate(zip(found[:k], evidence, strict=False),
-                                                    start=1)
-        ]
-        return {"identified": decision.identified, "confidence": round(decision.confidence, 4),
-                "decided_by": decision.decided_by, "matches": matches,
-                "model_version": self.model_version,
-                "timings_ms": {name: round(ms, 3) for name, ms in timings.items()}}
+        timings.update(decode=(t1 - t0) * 1e3, embed=(time.perf_counter() - t1) * 1e3)
+        return self.retriever.run(image, vector, k, cal, timings)
 
     def add(self, data: bytes, album_id: str | None, artist: str, title: str,
             metadata: dict[str, str]) -> Album:
         """Enrol an album, all or nothing (see service/enrol.py): durable on disk and searchable,
         or an exception with nothing stored. Raises AlbumExists, DuplicateImage (when
         ``reject_duplicate_images``), StorageFull, StorageBusy."""
-        assert self.embedder and self.store and self.cache and self.index
-        store, cache, index = self.store, self.cache, self.index
+        assert self.embedder and self.store and self.cache
+        store, cache, catalog = self.store, self.cache, self.catalog
         image, suffix = decode_image(data, self.settings.max_image_pixels)
         vector = self.embedder.embed_images([image])
+        feats = self.extractor.catalog(image) if self.feature_store else None
         digest = sha256_bytes(data)
         album_id = album_id or uuid.uuid4().hex[:16]
         with self._write_lock:
@@ -281,36 +260,37 @@ class Engine:
             same = self.same_images.first(digest)
             if same is not None and self.settings.reject_duplicate_images:
                 raise DuplicateImage(album_id, same)
-            iid = self._new_iid()  # taken now, given to the album only once it is stored
+            iid = catalog.new_iid()  # taken now, given to the album only once it is stored
             stored: list[Album] = []
+            steps = [Step("embedding cache", lambda: cache.put_many([(digest, vector[0])]))]
+            if feats is not None and self.feature_store is not None:
+                fstore = self.feature_store
+                steps.append(Step("local features", lambda: fstore.put_many([(digest, feats)])))
             run_all_or_nothing([
-                Step("embedding cache", lambda: cache.put_many([(digest, vector[0])])),
+                *steps,
                 # Searches skip an id with no album yet, so indexing before the commit is safe.
-                Step("index", lambda: index.add(np.array([iid]), vector),
-                     undo=lambda: index.remove([iid])),
+                Step("index (both paths)", lambda: catalog.index(iid, vector[0], feats),
+                     undo=lambda: catalog.unindex(iid)),
                 Step("album record", lambda: stored.append(
                     store.add(album_id, artist, title, metadata, data, suffix))),
             ])
             album = stored[0]
             album.sha256 = digest
-            self._register(album, iid)
-            self.metrics.catalog_albums.set(self.index.ntotal)
+            catalog.register(album, iid)
+            self.metrics.catalog_albums.set(catalog.searchable)
         return album
 
     def delete(self, album_id: str) -> None:
         """Remove an album durably and from the index; raises AlbumNotFound, StorageFull."""
-        assert self.store and self.index
+        assert self.store
         with self._write_lock:
             album = self.albums.get(album_id)
             if album is None:
                 raise AlbumNotFound(album_id)
             with storage_errors("nothing was deleted"):
                 self.store.delete(album_id)
-            if self.reranker is not None:
-                # Re-enrolling the id later may write a different image to the same path.
-                self.reranker.forget(album.image_path)
-            self._unregister(album)
-            self.metrics.catalog_albums.set(self.index.ntotal)
+            self.catalog.unregister(album)  # both paths
+            self.metrics.catalog_albums.set(self.catalog.searchable)
 
     @property
     def calibration(self) -> Calibration:
@@ -329,13 +309,15 @@ class Engine:
     def close(self) -> None:
         self.stop_loading()
         with self._write_lock:
-            for part in (self.store, self.cache):
+            for part in (self.store, self.cache, self.feature_store):
                 if part is not None:
                     part.close()
 
 
-def _margin(found: list[tuple[Album, float]]) -> float:
-    """Cosine gap between the first two albums (1.0 when there is only one)."""
-    if len(found) < 2:
-        return 1.0
-    return found[0][1] - found[1][1]
+def _shape(result: Result) -> list[dict[str, Any]]:
+    return [
+        {"rank": rank, "album_id": m.album.album_id, "artist": m.album.artist,
+         "title": m.album.title, "score": round(m.score, 6), "inliers": m.evidence.inliers,
+         "metadata": m.album.metadata}
+        for rank, m in enumerate(result.matches, start=1)
+    ]

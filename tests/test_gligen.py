@@ -184,3 +184,20 @@ def test_phrase_kind_and_paste_box() -> None:
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="model_index.json"):
         load_gligen(tmp_path)
+
+
+def test_synth_cli_writes_a_gligen_query_set(occluder: GligenOccluder, tmp_path: Path) -> None:
+    """The documented command (`synth --occluder gligen`) on the tiny pipeline."""
+    import csv
+
+    from tests.helpers.images import make_catalog
+    from training.cli import main
+
+    make_catalog(tmp_path / "cat", n=3, size=96)
+    main(["synth", "--catalog", str(tmp_path / "cat"), "--out", str(tmp_path / "q"), "--n", "3",
+          "--level", "medium", "--occluder", "gligen", "--gligen-model", str(occluder.model_dir),
+          "--gligen-device", "cpu", "--gligen-steps", "2", "--seed", "1"])
+    with (tmp_path / "q" / "queries.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 and all((tmp_path / "q" / r["path"]).exists() for r in rows)
+    assert any(r["occluders"] == "gligen" for r in rows)  # medium: 80 % occluded

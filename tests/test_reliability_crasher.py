@@ -135,7 +135,9 @@ def _present(client: httpx.Client, url: str, album_id: str, seed: int) -> bool:
     assert client.get(f"{url}/catalog/{album_id}/image").status_code == 200, album_id
     r = client.post(f"{url}/identify", files={"image": ("c.png", new_cover_png(seed))})
     assert r.status_code == 200, r.text
-    return bool(r.json()["matches"][0]["album_id"] == album_id)
+    top = r.json()["matches"][0]
+    # Present in both paths: the embedding ranks it and its stored local features verify it.
+    return bool(top["album_id"] == album_id and top["inliers"] > 0)
 
 
 def test_crasher(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> None:
@@ -168,7 +170,8 @@ def test_crasher(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> None:
     half_present_on_disk += _no_record_without_image(data)
     (data / "images" / f"{TMP_PREFIX}planted").write_bytes(b"half a write")
     (data / "images" / "orphan-planted.png").write_bytes(new_cover_png(9999))
-    server.start()
+    server.start(wait_ready=False)
+    stats = server.wait_ready()
     leftovers = [p.name for p in (data / "images").iterdir()
                  if p.name.startswith(TMP_PREFIX) or p.name == "orphan-planted.png"]
 
@@ -206,6 +209,8 @@ def test_crasher(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> None:
     assert half_present_on_disk == 0
     assert set(records.values()) == files, "record without image, or image without record"
     assert leftovers == []
+    # Both search paths hold exactly the searchable albums (the local features of each).
+    assert stats["local_covers"] == stats["searchable"], stats
     logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "logs").iterdir())
     assert "lost image" not in logs and "Traceback" not in logs
     assert "data dir reconciled" in logs  # the planted leftovers were reported and swept

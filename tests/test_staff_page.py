@@ -17,6 +17,7 @@ import pytest
 
 from service.testing.images import new_cover_png
 from service.testing.server import LiveServer
+from service.testing.system_deps import recorded_reason
 
 CHROMIUM = "/usr/bin/chromium"
 KEY = "page-key"
@@ -28,8 +29,8 @@ playwright_api = pytest.importorskip(
 @pytest.fixture
 def server(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> Iterator[LiveServer]:
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"SKIP staff page test: {CHROMIUM} missing (apt-get install chromium; "
-                    "`make test` installs it when run as root)")
+        pytest.skip(f"SKIP staff page test: {CHROMIUM} missing: " + recorded_reason(
+            "chromium", "apt-get install chromium (`make test` installs it when run as root)"))
     live = LiveServer(catalog_dir, tmp_path / "data", tiny_model, tmp_path / "logs",
                       env={"CRATEWATCH_API_KEY": KEY, "CRATEWATCH_TIMEZONE": "UTC"})
     live.start()
@@ -80,6 +81,18 @@ def test_staff_page_identifies_adds_and_shows_a_browse(server: LiveServer, catal
             page.wait_for_function("[...document.querySelectorAll('#matches img')]"
                                    ".every(i => i.complete && i.naturalWidth > 0)")
 
+            # Dropping a file works like choosing one.
+            page.evaluate("""async () => {
+                const blob = await (await fetch('/catalog/alb-020/image')).blob();
+                const data = new DataTransfer();
+                data.items.add(new File([blob], 'drop.png', {type: blob.type}));
+                document.getElementById('drop').dispatchEvent(
+                    new DragEvent('drop', {dataTransfer: data, bubbles: true}));
+            }""")
+            page.wait_for_selector("#matches li[data-album='alb-020']:first-child",
+                                   timeout=60_000)
+            assert "alb-020" in page.inner_text("#decision")
+
             page.set_input_files("#add-form input[name=image]", str(new_cover))
             page.fill("#add-form input[name=artist]", "Browser Test Ensemble")
             page.fill("#add-form input[name=title]", "Added Through The Form")
@@ -87,6 +100,7 @@ def test_staff_page_identifies_adds_and_shows_a_browse(server: LiveServer, catal
             page.click("#add-form button[type=submit]")
             page.wait_for_selector("#catalog-rows tr[data-album='pw-added-1']", timeout=60_000)
             assert "Added Through The Form" in page.inner_text("#catalog-rows")
+            assert httpx.get(f"{server.url}/catalog/pw-added-1").status_code == 200
 
             row = page.locator("#album-rows tr[data-album='alb-007']")
             cells = row.locator("td").all_inner_texts()
@@ -97,6 +111,13 @@ def test_staff_page_identifies_adds_and_shows_a_browse(server: LiveServer, catal
                          or 0) > 0
             shot = tmp_path / "staff-page.png"
             page.screenshot(path=str(shot), full_page=True)
+
+            page.fill("#catalog-search", "alb-02")  # delete from the list, after a confirm
+            page.wait_for_selector("#catalog-rows tr[data-album='alb-021']")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("#catalog-rows tr[data-album='alb-021'] button")
+            page.wait_for_selector("#catalog-rows tr[data-album='alb-021']", state="detached")
+            assert httpx.get(f"{server.url}/catalog/alb-021").status_code == 404
         finally:
             browser.close()
     assert all(url.startswith(server.url) or url.startswith(("blob:", "data:"))

@@ -75,3 +75,33 @@ def test_eval_cli_writes_report_scores_and_failure_sheet(
     assert "| medium | 2 |" in (out / "report.md").read_text()
     assert (out / "failures.png").exists()
     assert np.isfinite(scores["all"]["p@1"])
+
+
+def test_multi_crop_finds_a_cover_pasted_into_a_loose_crop(
+    setup: tuple[Path, Path, list[dict[str, str]]], tmp_path: Path
+) -> None:
+    """Multi-crop scoring: 'none' ranks like the FAISS path; a cover pasted at the centre of
+    a much larger noisy frame is found by the centre sub-crops at least as well."""
+    from PIL import Image
+
+    from training.evaluate import evaluate
+    from training.multicrop import sub_crop
+
+    root, model, rows = setup
+    q = _queries_from(root, rows, [(1, "easy"), (2, "easy"), (4, "hard")])
+    plain = evaluate(model, root / "cat", q, threads=1)
+    assert evaluate(model, root / "cat", q, 1, None, "none").ranked == plain.ranked
+    rng = np.random.default_rng(0)
+    for n in range(3):  # the cover at 65 % of the side, in the middle of clutter
+        path = q / "images" / f"{n}.png"
+        with Image.open(path) as im:
+            cover = im.convert("RGB").resize((65, 65))
+        frame = Image.fromarray((rng.random((100, 100, 3)) * 255).astype(np.uint8))
+        frame.paste(cover, (18, 17))
+        frame.save(path)
+    loose = evaluate(model, root / "cat", q, threads=1)
+    centre = evaluate(model, root / "cat", q, 1, None, "centre")
+    assert centre.scores["all"]["p@1"] >= loose.scores["all"]["p@1"]
+    assert centre.scores["all"]["p@1"] == 1.0  # the 0.65 sub-crop is the cover itself
+    img = Image.new("RGB", (100, 80))
+    assert sub_crop(img, 0.5, 1.0, 0.0).size == (50, 40)

@@ -128,3 +128,8 @@ def test_fit_with_domain_randomised_synthesis(tmp_path: Path) -> None:
     assert len(fit.views.covers) == 8 + 8 + 4  # train + recombined + generated identities
     rows = fit.run()
     assert len(rows) == 1 and rows[0]["loss"] > 0
+
+
+def test_classic_recipe_without_ood_validation_selects_by_id(tmp_path: Path) -> None:
+    rows = Fit(_config(tmp_path, epochs=1, n_ood_val=0)).run()
+    assert "ood_p1" not in rows[0] and rows[0]["select"] == rows[0]["val_p1"]

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from service.rerank import GeometricVerifier, LocalFeatures, to_gray
+from service.features import Extractor, FeatureConfig, LocalFeatures, to_gray
+from service.verify import Verifier
 from training.catalog import load_catalog, open_cover
 from training.evaluate import read_query_set, scores_per_level
 
@@ -81,12 +82,13 @@ class SiftBaseline:
     ) -> None:
         self.ids = list(ids)
         self.shortlist = shortlist
-        # The service's re-rank verifier: one geometric check, so this baseline's figures
-        # describe the service's optional re-rank stage too.
-        self.verifier = GeometricVerifier(side=side, n_features=nfeatures, ratio=ratio,
-                                          ransac_px=ransac_px)
+        # The service's extraction and verifier: one geometric check, so this baseline's
+        # figures describe the service's local-feature stages too.
+        self.extractor = Extractor(FeatureConfig(side=side, max_features=nfeatures,
+                                                 query_features=nfeatures))
+        self.verifier = Verifier(side=side, ratio=ratio, ransac_px=ransac_px)
         self.ratio = ratio
-        self.catalog = [self.verifier.features(im) for im in images]
+        self.catalog = [self.extractor.catalog(im) for im in images]
         self._build_index()
 
     def _build_index(self) -> None:
@@ -95,7 +97,7 @@ class SiftBaseline:
         )
         self.index = None
         if self.shortlist is not None and len(self.owner) >= 2:
-            stacked = np.concatenate([f.desc for f in self.catalog]).astype(np.float32)
+            stacked = np.concatenate([f.float_desc() for f in self.catalog])
             self.index = cv2.flann.Index(stacked, {"algorithm": 1, "trees": 4})  # kd-tree
 
     def votes(self, q: LocalFeatures) -> np.ndarray:
@@ -103,7 +105,7 @@ class SiftBaseline:
         votes = np.zeros(len(self.ids), dtype=np.int64)
         if self.index is None or len(q.desc) == 0:
             return votes
-        nn, dist = self.index.knnSearch(q.desc.astype(np.float32), 2, params={"checks": 64})
+        nn, dist = self.index.knnSearch(q.float_desc(), 2, params={"checks": 64})
         # FLANN returns squared L2, so square the ratio; a 2nd neighbour on the same cover is
         # not a competing match, so it does not veto.
         same = self.owner[nn[:, 0]] == self.owner[nn[:, 1]]
@@ -112,12 +114,12 @@ class SiftBaseline:
         return votes
 
     def rank(self, image: Image.Image) -> Ranking:
-        q = self.verifier.features(image)
+        q = self.extractor.query(image)
         votes = self.votes(q)
         by_votes = sorted(range(len(self.ids)), key=lambda i: (-votes[i], i))
         n_check = len(by_votes) if self.shortlist is None else self.shortlist
         checked, rest = by_votes[:n_check], by_votes[n_check:]
-        inl = {i: self.verifier.inliers(q, self.catalog[i]) for i in checked}
+        inl = {i: self.verifier.match(q, self.catalog[i]).inliers for i in checked}
         checked.sort(key=lambda i: (-inl[i], -votes[i], i))
         return [self.ids[i] for i in checked + rest]
 

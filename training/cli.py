@@ -17,6 +17,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="paste cut-outs, or GLIGEN inpainting (needs --gligen-model)")
     p.add_argument("--gligen-model", type=Path, default=None,
                    help="local diffusers GLIGEN inpainting checkpoint directory")
+    p.add_argument("--gligen-device", default="cpu", help="torch device for GLIGEN, e.g. cuda")
+    p.add_argument("--gligen-steps", type=int, default=25, help="GLIGEN denoising steps")
     p.add_argument("--hands", type=Path, default=None, help="default: <shared>/hands")
     p.add_argument("--split", type=Path, default=None, help="split.json: only its test albums")
     p.add_argument("--subset", default="test", help="split subset (default: %(default)s)")
@@ -49,6 +51,9 @@ def _add_eval_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     p.add_argument("--distractors", type=Path, default=None,
                    help="extra catalog (e.g. from `ood-distractors`) ranked with the covers")
+    p.add_argument("--multi-crop", default="none", choices=["none", "centre", "grid"],
+                   help="score covers by the best of several sub-crops of each query "
+                   "(centre: 3 embeds, grid: 6)")
     p = sub.add_parser("export", help="checkpoint -> ONNX + sidecar, with parity check")
     p.add_argument("--checkpoint", type=Path, required=True, help="fit checkpoint (best.pt)")
     p.add_argument("--out", type=Path, required=True,
@@ -71,7 +76,7 @@ def _add_eval_export(sub: argparse._SubParsersAction) -> None:
 def _eval(a: argparse.Namespace) -> None:
     from training.evaluate import evaluate, write_report
 
-    res = evaluate(a.model, a.catalog, a.queries, a.threads, a.distractors)
+    res = evaluate(a.model, a.catalog, a.queries, a.threads, a.distractors, a.multi_crop)
     out = a.out or a.queries / f"eval-{a.model.stem}"
     print(write_report(res, a.model, a.queries, out, a.catalog).read_text())
 

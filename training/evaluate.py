@@ -18,7 +18,8 @@ from PIL import Image
 from service.embedder import Embedder
 from service.index import VectorIndex
 from training.catalog import Cover, load_catalog, open_cover
-from training.metrics import top_k_accuracy
+from training.metrics import top_k_accuracy, top_k_of
+from training.multicrop import multicrop_scores
 
 LEVEL_ORDER = {"easy": 0, "medium": 1, "hard": 2}
 
@@ -80,9 +81,9 @@ class EvalResult:
 
 
 def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2,
-             distractors: Path | None = None) -> EvalResult:
+             distractors: Path | None = None, multi_crop: str = "none") -> EvalResult:
     """Embed the whole catalog (+ distractor covers) and every query; rank with the service's
-    FAISS index."""
+    FAISS index (or, with ``multi_crop``, by the best sub-crop: ``training.multicrop``)."""
     embedder = Embedder(model, threads=threads)
     covers = load_catalog(catalog_dir) + (load_catalog(distractors) if distractors else [])
     if len({c.album_id for c in covers}) != len(covers):
@@ -90,7 +91,14 @@ def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2
     vectors = embed_covers(embedder, covers)
     index = VectorIndex.build(np.arange(len(covers), dtype=np.int64), vectors, exact_limit=10**6)
     rows = read_query_set(queries_dir)
-    _, ids = index.search(embed_queries(embedder, rows), 5)
+    if multi_crop != "none":
+        images = []
+        for r in rows:
+            with Image.open(r.path) as im:
+                images.append(im.copy())
+        ids = top_k_of(multicrop_scores(embedder, images, vectors, multi_crop), 5)
+    else:
+        _, ids = index.search(embed_queries(embedder, rows), 5)
     ranked = [[covers[int(j)].album_id for j in row if j >= 0] for row in ids]
     return EvalResult(scores_per_level(ranked, rows), ranked, rows, len(covers), covers)
 

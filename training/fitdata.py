@@ -55,6 +55,8 @@ def _hands_dir(cfg: FitConfig) -> Path | None:
 
 def _ood(arrays: list[np.ndarray], rows: list[int], info: ModelInfo, framing: str,
          per_cover: int, hands_dir: Path | None) -> ValSet:
+    if not arrays:
+        return ValSet(torch.zeros(0), np.zeros(0, np.int64), [])
     hands = load_eval_hands(hands_dir) if hands_dir else []
     seed = PRESETS["ood-val"][1]
     made = make_set(arrays, per_cover * len(arrays) * len(OOD_LEVELS), OOD_LEVELS, framing,

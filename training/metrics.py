@@ -17,7 +17,11 @@ import numpy as np
 def top_k(queries: np.ndarray, catalog: np.ndarray, k: int = 5) -> np.ndarray:
     """Indices of the ``k`` catalog rows with the largest inner product per query (for unit
     vectors: cosine); ties keep catalog order (stable sort), as FAISS's flat index does."""
-    sims = np.asarray(queries, np.float32) @ np.asarray(catalog, np.float32).T
+    return top_k_of(np.asarray(queries, np.float32) @ np.asarray(catalog, np.float32).T, k)
+
+
+def top_k_of(sims: np.ndarray, k: int = 5) -> np.ndarray:
+    """Indices of the ``k`` largest scores per row of a (queries x catalog) score matrix."""
     return np.argsort(-sims, axis=1, kind="stable")[:, : min(k, sims.shape[1])]
 
 

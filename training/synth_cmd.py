@@ -79,7 +79,8 @@ def run_synth(a: argparse.Namespace) -> None:
         root = shared_data_dir()
         hands_dir = root / "hands" if root and (root / "hands").is_dir() else None
     hands = load_hands(hands_dir) if hands_dir else []
-    first = QuerySynth(levels[0], hands=hands, occluder=a.occluder, gligen_model=a.gligen_model)
+    first = QuerySynth(levels[0], hands=hands, occluder=a.occluder, gligen_model=a.gligen_model,
+                       gligen_device=a.gligen_device, gligen_steps=a.gligen_steps)
     # one GLIGEN pipeline for all levels: loading it is the slow part
     synths = {lv: QuerySynth(lv, hands=hands, occluder=a.occluder, gligen=first.gligen,
                              gligen_model=a.gligen_model) for lv in levels}

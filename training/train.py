@@ -95,6 +95,8 @@ class Fit:
         cat = embed_tensor(self.model, d.catalog_x)
         row: dict[str, float] = {}
         for name, vs in (("val", d.id_val), ("ood", d.ood_val), ("ood_loose", d.ood_loose)):
+            if not len(vs.truth):  # --n-ood-val 0: no OOD validation (the classic recipe)
+                continue
             row.update(validate(self.model, cat, vs.x, vs.truth, name))
             med = [i for i, lv in enumerate(vs.levels) if lv == "medium"]
             if name == "ood" and med:
@@ -104,7 +106,7 @@ class Fit:
 
     def _score(self, row: dict[str, float]) -> float:
         """best.pt selection: OOD validation (tight + loose, all levels) unless --select-by id."""
-        if self.cfg.select_by == "id":
+        if self.cfg.select_by == "id" or "ood_p1" not in row:
             return row["val_p1"]
         n1, n2 = len(self.data.ood_val.truth), len(self.data.ood_loose.truth)
         return (row["ood_p1"] * n1 + row["ood_loose_p1"] * n2) / max(1, n1 + n2)

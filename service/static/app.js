@@ -112,6 +112,7 @@ drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (ev) => {
   ev.preventDefault();
   drop.classList.remove("over");
+  $("identify-file").value = "";  // the chooser would otherwise name the previous file
   if (ev.dataTransfer.files[0]) identify(ev.dataTransfer.files[0]);
 });
 

@@ -51,6 +51,8 @@ class QuerySynth:
         gligen_model: Path | None = None,
         work_size: int = WORK_SIZE,
         gligen: Any = None,
+        gligen_device: str = "cpu",
+        gligen_steps: int = 25,
     ) -> None:
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; choose from {sorted(LEVELS)}")
@@ -67,7 +69,7 @@ class QuerySynth:
             # Imported lazily: diffusers is heavy and only this backend needs it.
             from training.synth.gligen import GligenOccluder
 
-            self.gligen = GligenOccluder(gligen_model)
+            self.gligen = GligenOccluder(gligen_model, device=gligen_device, steps=gligen_steps)
 
     def __call__(self, cover: Image.Image | np.ndarray, rng: np.random.Generator) -> Query:
         arr = cover if isinstance(cover, np.ndarray) else cover_array(cover, self.work_size)

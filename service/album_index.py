@@ -1,0 +1,123 @@
+"""The catalog's one home: albums by id, and both search paths kept in step.
+
+``AlbumIndex`` owns the album map, the internal int64 ids FAISS needs, the embedding index
+(``VectorIndex``), the descriptor index of the local-feature path (``DescriptorIndex``) and
+every searchable cover's local features in memory (uint8, no LRU: a verification never
+decodes a catalog image). Add, remove and rebuild touch both paths under one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.cache import SameImages
+from service.catalog import Album
+from service.features import LocalFeatures
+from service.index import VectorIndex
+from service.vote_index import DescriptorIndex
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    exact_search_limit: int = 100_000
+    approx_index: str = "hnsw"
+    local_index: str = "IVF1024,SQ8"
+    local_exact_limit: int = 50_000
+    local_nprobe: int = 8
+    ratio: float = 0.8
+
+
+class AlbumIndex:
+    """Albums keyed by id; searchable ones are in the embedding index and, when local features
+    are on, in the descriptor index with their features in memory."""
+
+    def __init__(self, dim: int, config: IndexConfig, local: bool) -> None:
+        self.dim, self.config, self.local = dim, config, local
+        self.albums: dict[str, Album] = {}
+        self.same_images = SameImages()
+        self.features: dict[int, LocalFeatures] = {}
+        self._int_of: dict[str, int] = {}
+        self._album_of: dict[int, str] = {}
+        self._next_id = 0
+        self._lock = threading.RLock()
+        self.vectors = VectorIndex(dim)
+        self.descriptors = DescriptorIndex(config.local_index, config.local_exact_limit,
+                                           config.local_nprobe, config.ratio)
+
+    # ------------------------------------------------------------------ ids
+    def new_iid(self) -> int:
+        with self._lock:
+            self._next_id += 1
+            return self._next_id - 1
+
+    def album_of(self, iid: int) -> Album | None:
+        aid = self._album_of.get(int(iid))
+        return None if aid is None else self.albums.get(aid)
+
+    def iid_of(self, album_id: str) -> int | None:
+        return self._int_of.get(album_id)
+
+    def register(self, album: Album, iid: int | None = None) -> int:
+        """Make an album visible (listed, deletable); searchable only once ``index``-ed."""
+        with self._lock:
+            iid = self.new_iid() if iid is None else iid
+            self.albums[album.album_id] = album
+            self._int_of[album.album_id] = iid
+            self._album_of[iid] = album.album_id
+            self.same_images.add(album.sha256, album.album_id)
+            return iid
+
+    # ------------------------------------------------------------------ both paths
+    def build(self, iids: list[int], vectors: np.ndarray,
+              features: list[LocalFeatures | None]) -> None:
+        """Startup: both indexes over these albums (features None: no local features)."""
+        c = self.config
+        with self._lock:
+            self.vectors = VectorIndex.build(np.asarray(iids, dtype=np.int64), vectors,
+                                             c.exact_search_limit, c.approx_index)
+            if self.local:
+                self.features = {i: f for i, f in zip(iids, features, strict=True)
+                                 if f is not None}
+                self.descriptors.build(list(self.features.items()))
+
+    def index(self, iid: int, vector: np.ndarray, feats: LocalFeatures | None) -> None:
+        """Add one album to both paths (its record may commit later: searches skip ids whose
+        album is not registered yet)."""
+        with self._lock:
+            self.vectors.add(np.array([iid]), vector.reshape(1, -1))
+            if self.local and feats is not None:
+                self.features[iid] = feats
+                self.descriptors.add(iid, feats)
+
+    def unindex(self, iid: int) -> None:
+        """Remove one album from both paths; rebuilds the descriptor index when its deletions
+        pile up (HNSW cannot delete)."""
+        with self._lock:
+            self.vectors.remove([iid])
+            if self.features.pop(iid, None) is not None and self.descriptors.remove(iid):
+                self.descriptors.build(list(self.features.items()))
+
+    def unregister(self, album: Album) -> None:
+        with self._lock:
+            self.albums.pop(album.album_id, None)
+            iid = self._int_of.pop(album.album_id)
+            self._album_of.pop(iid, None)
+            self.same_images.remove(album.sha256, album.album_id)
+            if album.image_status == "ok":
+                self.unindex(iid)
+
+    @property
+    def searchable(self) -> int:
+        return self.vectors.ntotal
+
+    def stats(self) -> dict[str, object]:
+        out: dict[str, object] = {"index": self.vectors.kind}
+        if self.local:
+            out |= {"local_index": self.descriptors.kind, "local_covers": len(self.features),
+                    "descriptors": self.descriptors.ntotal,
+                    "local_feature_mb": round(sum(f.desc.nbytes + f.points.nbytes
+                                                  for f in self.features.values()) / 2**20, 1)}
+        return out

@@ -1,0 +1,157 @@
+"""One query through the catalog: embedding search, gate, local-feature votes, verification.
+
+    embed -> top-K by cosine ──gate open──> answer (decided_by "embedding")
+                    │ gate closed
+    RootSIFT of the query -> descriptor votes -> top-K by votes
+    candidates = embedding top-K ∪ vote top-K, in fused order (cosine + VOTE_WEIGHT * votes
+    share), verified on stored features until one is sure -> ranking + decision ("verified")
+
+Measured on the stress set (benchmarks/stress.py): the union recalls the true cover far more
+often than either path; ordering unverified candidates by cosine + vote share beats either
+order alone; candidates with accepted geometric evidence go first, by inliers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from service.album_index import AlbumIndex
+from service.catalog import Album
+from service.decision import Calibration, Decision, Evidence, decide, gate_open
+from service.features import Extractor, LocalFeatures
+from service.verify import UNVERIFIED, Verified, Verifier
+
+VOTE_WEIGHT = 0.3  # a cover with the most votes gains this much cosine in the fused order
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    embed_top_k: int = 10  # embedding candidates verified
+    vote_top_k: int = 10  # vote candidates verified
+    stop_inliers: int = 40  # a verified candidate this strong ends verification (0: never)
+    local: bool = True  # the local-feature path at all
+
+
+@dataclass(frozen=True)
+class Match:
+    album: Album
+    score: float  # cosine of the embeddings (for vote-only candidates: at most this)
+    votes: int = 0
+    evidence: Verified = UNVERIFIED
+
+
+@dataclass
+class Result:
+    matches: list[Match]
+    decision: Decision
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    # What calibration needs: the embedding's own first album and its score and margin,
+    # and every candidate verified (empty when the gate answered).
+    embedding_first: str | None = None
+    score: float = 0.0
+    margin: float = 0.0
+    checked: list[Match] = field(default_factory=list)
+
+
+class Retriever:
+    """Stateless per query; reads the AlbumIndex (which locks its own writes)."""
+
+    def __init__(self, albums: AlbumIndex, extractor: Extractor, verifier: Verifier,
+                 config: RetrievalConfig) -> None:
+        self.albums, self.extractor, self.verifier, self.config = (
+            albums, extractor, verifier, config)
+
+    def embedding_matches(self, vector: np.ndarray, k: int) -> list[Match]:
+        scores, ids = self.albums.vectors.search(vector, k)
+        out = []
+        for score, iid in zip(scores[0], ids[0], strict=True):
+            album = self.albums.album_of(int(iid)) if iid >= 0 else None
+            if album is not None:
+                out.append(Match(album, float(score)))
+        return out
+
+    def run(self, image: Image.Image, vector: np.ndarray, k: int, cal: Calibration,
+            timings: dict[str, float]) -> Result:
+        c = self.config
+        t0 = time.perf_counter()
+        found = self.embedding_matches(vector, max(k, c.embed_top_k) + 1)
+        timings["search"] = (time.perf_counter() - t0) * 1e3
+        score, margin = _top(found)
+        first = found[0].album.album_id if found else None
+        if not c.local or gate_open(cal, score, margin) or not found:
+            return Result(found[:k], decide(cal, _evidence(found, score, margin, False)),
+                          timings, first, score, margin)
+        t1 = time.perf_counter()
+        query = self.extractor.query(image)
+        t2 = time.perf_counter()
+        votes = self.albums.descriptors.votes(query)
+        t3 = time.perf_counter()
+        ranked, checked = self._verify(query, found, votes, cal)
+        t4 = time.perf_counter()
+        timings.update(features=(t2 - t1) * 1e3, votes=(t3 - t2) * 1e3,
+                       verify=(t4 - t3) * 1e3)
+        return Result(ranked[:k], decide(cal, _evidence(ranked, score, margin, True)), timings,
+                      first, score, margin, checked)
+
+    def _candidates(self, found: list[Match], votes: dict[int, int]) -> list[Match]:
+        """Embedding top-K ∪ vote top-K in fused order."""
+        c = self.config
+        by_id = {m.album.album_id: m for m in found[: c.embed_top_k]}
+        floor = found[-1].score if found else 0.0
+        top_votes = sorted(votes.items(), key=lambda kv: -kv[1])[: c.vote_top_k]
+        for iid, _ in top_votes:
+            album = self.albums.album_of(iid)
+            if album is not None and album.album_id not in by_id:
+                by_id[album.album_id] = Match(album, floor)
+        most = max(votes.values(), default=0) or 1
+        cands = []
+        for m in by_id.values():
+            own = self.albums.iid_of(m.album.album_id)
+            n = votes.get(own, 0) if own is not None else 0
+            cands.append(Match(m.album, m.score, n))
+        return sorted(cands, key=lambda m: -(m.score + VOTE_WEIGHT * m.votes / most))
+
+    def _verify(self, query: LocalFeatures, found: list[Match], votes: dict[int, int],
+                cal: Calibration) -> tuple[list[Match], list[Match]]:
+        """(ranking, the candidates verified)."""
+        cands = self._candidates(found, votes)
+        qf = query.float_desc()
+        checked: list[Match] = []
+        for m in cands:
+            iid = self.albums.iid_of(m.album.album_id)
+            feats = self.albums.features.get(iid) if iid is not None else None
+            ev = self.verifier.match(query, feats, qf) if feats is not None else UNVERIFIED
+            checked.append(Match(m.album, m.score, m.votes, ev))
+            if self.config.stop_inliers and ev.inliers >= self.config.stop_inliers \
+                    and ev.coverage >= cal.accept_coverage:
+                break
+        verified = list(checked)
+        checked += cands[len(checked) :]
+        sure = sorted((m for m in checked if _accepted(m.evidence, cal)),
+                      key=lambda m: -m.evidence.inliers)
+        rest = [m for m in checked if not _accepted(m.evidence, cal)]
+        seen = {m.album.album_id for m in checked}
+        return sure + rest + [m for m in found if m.album.album_id not in seen], verified
+
+
+def _accepted(ev: Verified, cal: Calibration) -> bool:
+    return ev.inliers >= cal.accept_inliers and ev.coverage >= cal.accept_coverage
+
+
+def _top(found: list[Match]) -> tuple[float, float]:
+    """Top cosine and its margin over the second album (1.0 when there is only one)."""
+    if not found:
+        return 0.0, 0.0
+    second = found[1].score if len(found) > 1 else found[0].score - 1.0
+    return found[0].score, found[0].score - second
+
+
+def _evidence(ranked: list[Match], score: float, margin: float, verified: bool) -> Evidence:
+    first = ranked[0] if ranked else None
+    ev = first.evidence if first else UNVERIFIED
+    return Evidence(album_id=first.album.album_id if first else None, score=score,
+                    margin=margin, inliers=ev.inliers, coverage=ev.coverage, verified=verified)

@@ -1,0 +1,72 @@
+"""Geometric verification: RANSAC-homography inliers between a query and one stored cover.
+
+A crop of a cover and the cover itself are related by a homography (a flat sleeve seen by a
+camera), so many consistent matches are evidence the embedding alone cannot give. Works on
+stored features only: nothing of a catalog image is decoded at query time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from service.features import LocalFeatures
+
+GRID = 4
+
+
+@dataclass(frozen=True)
+class Verified:
+    inliers: int
+    coverage: float  # share of the cover's GRID x GRID cells holding an inlier
+    homography: np.ndarray | None = None  # query -> cover, at the feature working scale
+
+
+UNVERIFIED = Verified(0, 0.0)
+
+
+def grid_coverage(points: np.ndarray, side: int) -> float:
+    """Share of a GRID x GRID grid over the cover that holds at least one inlier.
+
+    Chance agreements (shared fonts, logos, barcodes) cluster in one region of a cover; a true
+    view of the sleeve spreads its inliers over it.
+    """
+    if len(points) == 0:
+        return 0.0
+    cells = np.clip((points * GRID / side).astype(np.int64), 0, GRID - 1)
+    return len({(int(x), int(y)) for x, y in cells}) / GRID**2
+
+
+class Verifier:
+    """Lowe-ratio matches (brute force, L2 on RootSIFT) + RANSAC homography."""
+
+    def __init__(self, side: int = 320, ratio: float = 0.8, ransac_px: float = 5.0) -> None:
+        self.side, self.ratio, self.ransac_px = side, ratio, ransac_px
+        self._local = threading.local()
+
+    def _matcher(self) -> cv2.BFMatcher:
+        if not hasattr(self._local, "bf"):
+            self._local.bf = cv2.BFMatcher(cv2.NORM_L2)
+        matcher: cv2.BFMatcher = self._local.bf
+        return matcher
+
+    def match(self, q: LocalFeatures, c: LocalFeatures, q_float: np.ndarray | None = None
+              ) -> Verified:
+        """Evidence that ``q`` shows cover ``c``; ``q_float``: q's descriptors as float32."""
+        if len(q) < 4 or len(c) < 4:
+            return UNVERIFIED
+        qd = q.float_desc() if q_float is None else q_float
+        pairs = self._matcher().knnMatch(qd, c.float_desc(), k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < self.ratio * p[1].distance]
+        if len(good) < 4:
+            return UNVERIFIED
+        src = q.points[[m.queryIdx for m in good]].reshape(-1, 1, 2)
+        dst = c.points[[m.trainIdx for m in good]].reshape(-1, 1, 2)
+        h, mask = cv2.findHomography(src, dst, cv2.RANSAC, self.ransac_px)
+        if h is None or mask is None:
+            return UNVERIFIED
+        inl = dst.reshape(-1, 2)[mask.ravel() > 0]
+        return Verified(int(mask.sum()), grid_coverage(inl, self.side), h)

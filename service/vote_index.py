@@ -1,0 +1,132 @@
+"""A FAISS index over every catalog cover's local descriptors, voting per album.
+
+Bag-of-visual-words retrieval without the vocabulary: each query descriptor's nearest catalog
+descriptor votes for the album that owns it when it passes Lowe's ratio test against the
+nearest descriptor of *another* album (a second neighbour on the same cover is no competitor).
+The index comes from a FAISS factory string (``IVF1024,SQ8`` by default: 8-bit codes, a
+quarter of float32); below ``exact_limit`` descriptors an exact ``Flat`` index is used, since
+an IVF needs enough points to train its lists.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import faiss
+import numpy as np
+
+from service.features import DIM, LocalFeatures
+
+log = logging.getLogger(__name__)
+
+HIDDEN_REBUILD_SHARE = 0.2  # indexes that cannot remove rebuild once this share is hidden
+
+
+class DescriptorIndex:
+    """Thread-safe; descriptors of one album have contiguous ids, so removal is a range."""
+
+    def __init__(self, factory: str = "IVF1024,SQ8", exact_limit: int = 50_000,
+                 nprobe: int = 8, ratio: float = 0.8) -> None:
+        self.factory, self.exact_limit, self.nprobe, self.ratio = (
+            factory, exact_limit, nprobe, ratio)
+        self._lock = threading.Lock()
+        self._ranges: dict[int, tuple[int, int]] = {}  # album iid -> [start, stop) descriptor ids
+        self._owner = np.zeros(0, dtype=np.int64)  # descriptor id -> album iid (-1: removed)
+        self._next = 0
+        self._hidden = 0
+        self.kind = "Flat"
+        self._index: faiss.Index = self._make("Flat", np.zeros((0, DIM), np.float32))
+
+    def _make(self, factory: str, train: np.ndarray) -> faiss.Index:
+        if factory == "Flat":
+            return faiss.IndexIDMap2(faiss.IndexFlatL2(DIM))
+        index = faiss.index_factory(DIM, factory)
+        if not index.is_trained:
+            index.train(train)
+        if "IVF" in factory:
+            faiss.extract_index_ivf(index).nprobe = self.nprobe
+        if "HNSW" in factory:
+            return faiss.IndexIDMap2(index)  # HNSW stores no ids of its own
+        return index
+
+    def build(self, items: list[tuple[int, LocalFeatures]]) -> None:
+        """Replace the index with these albums' descriptors (startup, or a rebuild)."""
+        with self._lock:
+            total = sum(len(f) for _, f in items)
+            kind = "Flat" if total <= self.exact_limit else self.factory
+            train = _sample([f.float_desc() for _, f in items if len(f)], 100_000)
+            self._index = self._make(kind, train)
+            self.kind, self._ranges, self._next, self._hidden = kind, {}, 0, 0
+            self._owner = np.full(total, -1, dtype=np.int64)
+            for iid, feats in items:
+                self._add_locked(iid, feats)
+        log.info("descriptor index %s: %d descriptors of %d covers", kind, total, len(items))
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal) - self._hidden
+
+    def add(self, iid: int, feats: LocalFeatures) -> None:
+        with self._lock:
+            self._add_locked(iid, feats)
+
+    def _add_locked(self, iid: int, feats: LocalFeatures) -> None:
+        n = len(feats)
+        start, stop = self._next, self._next + n
+        if stop > len(self._owner):
+            grown = np.full(max(stop, 2 * len(self._owner)), -1, dtype=np.int64)
+            grown[: len(self._owner)] = self._owner
+            self._owner = grown
+        self._owner[start:stop] = iid
+        self._ranges[iid] = (start, stop)
+        self._next = stop
+        if n:
+            self._index.add_with_ids(feats.float_desc(), np.arange(start, stop, dtype=np.int64))
+
+    def remove(self, iid: int) -> bool:
+        """Forget an album's descriptors; True when the index asks for a rebuild."""
+        with self._lock:
+            span = self._ranges.pop(iid, None)
+            if span is None:
+                return False
+            start, stop = span
+            self._owner[start:stop] = -1
+            if "HNSW" in self.kind:
+                self._hidden += stop - start  # HNSW cannot delete: filtered until a rebuild
+                return self._hidden > HIDDEN_REBUILD_SHARE * max(1, int(self._index.ntotal))
+            self._index.remove_ids(faiss.IDSelectorRange(start, stop))
+            return False
+
+    def search(self, query: LocalFeatures, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, owners): each query descriptor's k nearest catalog descriptors' albums."""
+        if len(query) == 0:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        with self._lock:
+            if self._index.ntotal == 0:
+                return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+            dist, ids = self._index.search(query.float_desc(), k)
+            owners = np.where(ids >= 0, self._owner[np.clip(ids, 0, None)], -1)
+        return dist, owners
+
+    def votes(self, query: LocalFeatures) -> dict[int, int]:
+        """Album iid -> descriptors of the query that vote for it (ratio test across albums)."""
+        dist, owners = self.search(query, 2)
+        if len(owners) == 0:
+            return {}
+        first = owners[:, 0]
+        # FAISS L2 distances are squared, so the ratio is squared too.
+        ok = (first >= 0) & ((owners[:, 1] == first) | (dist[:, 0] < self.ratio**2 * dist[:, 1]))
+        albums, counts = np.unique(first[ok], return_counts=True)
+        return {int(a): int(c) for a, c in zip(albums, counts, strict=True)}
+
+
+def _sample(parts: list[np.ndarray], limit: int) -> np.ndarray:
+    """At most ``limit`` rows of the stacked parts (a seeded sample: rebuilds are repeatable)."""
+    if not parts:
+        return np.zeros((0, DIM), np.float32)
+    stacked = np.concatenate(parts)
+    if len(stacked) <= limit:
+        return stacked
+    rows = np.random.default_rng(0).choice(len(stacked), size=limit, replace=False)
+    return stacked[np.sort(rows)]

@@ -1,0 +1,28 @@
+#!/bin/bash
+# Issue 9 training runs, one after the other (the machine has 2 shared cores): ResNet18 and
+# ResNet50 from scratch, then EfficientNet-Lite0 from its packaged ImageNet weights, all on the
+# same recipe (RGB input, domain-randomised synthesis, OOD validation picks best.pt) and the
+# same training-time budget. Idempotent: rerun it to resume whichever run is unfinished
+# (fit resumes from <run>/last.pt; a finished run returns after loading its data).
+#   RUNS=/work/runs nohup nice -n 10 bash training/issue9_runs.sh > /work/runs/issue9.log 2>&1 &
+set -u
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-/work/runs}
+C=${CATALOG:-../shared/data/covers}
+BUDGET=${BUDGET_MINUTES:-150}
+PY=${PY:-.venv/bin/python}
+export CRATEWATCH_SHARED_DATA=${CRATEWATCH_SHARED_DATA:-../shared/data}
+export PYTHONPATH=$PWD
+COMMON=(--catalog "$C" --channels 3 --input-size 128 --synth wide --extra-factor 1.0
+        --generated-factor 0.5 --p 16 --k 4 --lr 1e-3 --epochs 200 --budget-minutes "$BUDGET"
+        --threads 2 --bf16 --seed 0)
+run() {  # name, extra args...
+    local name=$1; shift
+    mkdir -p "$RUNS/$name"
+    echo "== $(date -u +%FT%TZ) $name: $*" | tee -a "$RUNS/$name/train.log"
+    "$PY" -m training.cli fit --out "$RUNS/$name" "${COMMON[@]}" "$@" >> "$RUNS/$name/train.log" 2>&1
+    echo "== $(date -u +%FT%TZ) $name exited $?" | tee -a "$RUNS/$name/train.log"
+}
+run r18-wide --arch resnet18
+run r50-wide --arch resnet50
+run lite0-pre-wide --arch lite0 --pretrained
