@@ -78,8 +78,8 @@ def test_sift_ranks_a_rotated_scaled_cropped_copy_first(
 def test_sift_inliers_separate_match_from_non_match(covers: list[Image.Image]) -> None:
     sift = SiftBaseline(_ids(), covers, shortlist=None)
     for i in range(N_COVERS):
-        q = sift.verifier.features(rotated_scaled_cropped(covers[i]))
-        counts = [sift.verifier.inliers(q, c) for c in sift.catalog]
+        q = sift.extractor.query(rotated_scaled_cropped(covers[i]))
+        counts = [sift.verifier.match(q, c).inliers for c in sift.catalog]
         own = counts.pop(i)
         # shared glyphs and shapes give other covers a few chance inliers, never many
         assert own >= 40 and own > 3 * max(counts)
