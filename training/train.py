@@ -42,8 +42,9 @@ class Fit:
         cfg.out.mkdir(parents=True, exist_ok=True)
         self.info = model_info(cfg)
         self.data = fitdata.build(cfg, self.info)
+        off = frozenset(f.strip() for f in cfg.synth_off.split(",") if f.strip())
         self.views = TrainViews(self.data.train, cfg.k, self.info, self.data.hands, cfg.seed,
-                                synth=cfg.synth)
+                                synth=cfg.synth, synth_off=off)
         self.sampler = PKSampler(len(self.views.covers), cfg.p, cfg.k, cfg.seed)
         self.model = EmbeddingNet(cfg.arch, cfg.dim, cfg.channels, cfg.weights, cfg.pretrained,
                                   cfg.input_size)
