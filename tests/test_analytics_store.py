@@ -168,7 +168,7 @@ def test_postgres_reconnects_after_the_server_dropped_the_connection(
     import psycopg
 
     from service.analytics.db import PostgresBackend
-    from tests.helpers.postgres import PostgresServer
+    from service.testing.postgres import PostgresServer
 
     assert isinstance(postgres_server, PostgresServer)
     url = postgres_server.create_database("reconnect")
