@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # cratewatch service image: the service only (no torch), the bundled model and a demo catalog.
 #   docker build -t cratewatch:local .
-# tests/test_deploy_install.py replays this build stage's COPY and RUN steps in a clean venv.
+# tests/test_deploy_docker.py replays this build stage's COPY and RUN steps in a clean venv.
 
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 

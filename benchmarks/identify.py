@@ -89,6 +89,8 @@ def main() -> int:
     p.add_argument("--catalog", type=Path, help="existing catalog dir (default: generate)")
     p.add_argument("--albums", type=int, default=200, help="albums to generate")
     p.add_argument("--model", type=Path, default=ROOT / "models" / "cratewatch-embedder.onnx")
+    p.add_argument("--tiny", action="store_true",
+                   help="the tiny test embedder instead of --model: the service's own overhead")
     p.add_argument("--requests", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--crops", type=int, default=50, help="distinct crops to cycle through")
@@ -106,10 +108,11 @@ def main() -> int:
         if args.catalog is None:
             make_catalog(catalog, n=args.albums, size=256)
         model = args.model
-        if not model.is_file():
+        if args.tiny or not model.is_file():
             from service.testing.tiny_model import build_tiny_model
 
-            print(f"{model} not found: using the tiny test embedder", file=sys.stderr)
+            if not args.tiny:
+                print(f"{model} not found: using the tiny test embedder", file=sys.stderr)
             model = build_tiny_model(work / "tiny.onnx")
         crops = (query_crops(args.queries, args.level, args.crops) if args.queries
                  else crops_for(catalog, args.crops))

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TESTS = ["tests/test_reliability_crasher.py", "tests/test_reliability_fuzz.py",
          "tests/test_reliability_shedding.py", "tests/test_reliability_hostile.py",
-         "tests/test_reliability_security.py"]
+         "tests/test_reliability_security.py", "tests/test_reliability_slow_bodies.py"]
 
 
 def run_tests(out: Path) -> tuple[int, str]:
@@ -44,7 +44,7 @@ def load_table(path: Path) -> str:
 
 
 def render(crash: dict[str, Any], fuzz: dict[str, Any], shed: dict[str, Any], summary: str,
-           load: str) -> str:
+           load: str, slow: dict[str, Any]) -> str:
     from PIL import Image
 
     n_valid = len(unusual_but_valid(Image.new("RGB", (8, 8))))
@@ -58,6 +58,10 @@ def render(crash: dict[str, Any], fuzz: dict[str, Any], shed: dict[str, Any], su
         **{f"fuzz_{k}": v for k, v in fuzz.items() if k != "by_status"},
         shed_requests=shed["requests"], shed_clients=shed["clients"],
         shed_limit=shed["max_inflight"],
+        slow_stalled=slow["stalled_uploads"], slow_limit=slow["max_inflight"],
+        slow_fast_served=slow["fast_served"], slow_fast_requests=slow["fast_requests"],
+        slow_after=", ".join(f"{n} × {code}" for code, n in
+                             slow["slow_after_completion"].items()),
         model_gap=("- The load table was measured with the tiny test embedder (no bundled model "
                    "yet): it shows the service's overhead, not a real network's; rerun "
                    "`benchmarks/load.py` once `models/cratewatch-embedder.onnx` exists.\n"
@@ -78,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             print("reliability tests failed; docs not updated", file=sys.stderr)
             return code
         figures = {name: json.loads((Path(tmp) / f"{name}.json").read_text())
-                   for name in ("crasher", "fuzz", "shedding")}
+                   for name in ("crasher", "fuzz", "shedding", "slow_bodies")}
     text = render(figures["crasher"], figures["fuzz"], figures["shedding"], summary,
-                  load_table(args.load_report))
+                  load_table(args.load_report), figures["slow_bodies"])
     args.out.write_text(text)
     print(f"wrote {args.out}")
     return 0

@@ -8,7 +8,9 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# JPEG draft decoding stops at roughly this side: the model sees 128 px, re-rank 512 px.
+# Decoded images keep a longer side of at least this (the model sees 128 px, re-rank 512 px):
+# JPEGs decode at a reduced DCT scale (draft), other formats are reduced right after decoding,
+# so a 15-megapixel upload holds ~1 megapixel through embed and re-rank, not 15.
 DRAFT_SIDE = 1024
 # The documented formats (README, API). Pillow reads dozens more (PPM, PCX, ICO, TGA, SGI, IM,
 # DDS, QOI, XBM, ...): each is attack surface and none comes from a camera, so they are refused.
@@ -44,7 +46,10 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
         raise ImageRejected(f"image is {width}x{height}: over the {max_pixels} pixel limit")
     suffix = FORMAT_SUFFIX.get(img.format or "", "img")
     if img.format in ("JPEG", "MPO"):
-        img.draft(img.mode if img.mode in ("L", "RGB") else None, (DRAFT_SIDE, DRAFT_SIDE))
+        # The box keeps the aspect ratio: a square box would keep 4x the pixels of a 4:3 photo.
+        longest = max(width, height)
+        box = (max(1, DRAFT_SIDE * width // longest), max(1, DRAFT_SIDE * height // longest))
+        img.draft(img.mode if img.mode in ("L", "RGB") else None, box)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -54,7 +59,13 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
         raise ImageRejected("truncated or corrupt image data") from exc
     except Image.DecompressionBombError as exc:
         raise ImageRejected("image dimensions exceed the pixel limit") from exc
-    return to_rgb_or_l(img), suffix
+    return _bounded(to_rgb_or_l(img)), suffix
+
+
+def _bounded(img: Image.Image) -> Image.Image:
+    """Reduce by a whole factor while the longer side stays >= DRAFT_SIDE (cheap box filter)."""
+    factor = max(img.size) // DRAFT_SIDE
+    return img.reduce(factor) if factor >= 2 else img
 
 
 def to_rgb_or_l(img: Image.Image) -> Image.Image:

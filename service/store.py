@@ -75,7 +75,7 @@ class AlbumStore:
         # FULL: a commit is on disk before it returns, so the 201 that follows is honest.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        self.reconcile_report = self._reconcile()
+        self._reconcile()  # logs what it did; nothing reads the report later
 
     def close(self) -> None:
         with self._lock:

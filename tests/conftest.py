@@ -29,6 +29,7 @@ from service.config import Settings
 from service.testing.images import make_catalog
 from service.testing.postgres import INSTALL_HINT, PostgresServer, find_bindir
 from service.testing.server import LiveServer
+from service.testing.system_deps import recorded_reason
 from service.testing.tiny_model import build_tiny_model
 
 
@@ -117,7 +118,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL for the session; skips loudly where it cannot be installed or run."""
     bindir = find_bindir()
     if bindir is None:
-        pytest.skip(f"SKIP PostgreSQL tests: PostgreSQL is not installed ({INSTALL_HINT})")
+        pytest.skip("SKIP PostgreSQL tests: PostgreSQL is not installed: "
+                    + recorded_reason("postgresql", INSTALL_HINT))
     server = PostgresServer(bindir)
     try:
         server.start()

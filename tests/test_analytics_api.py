@@ -105,3 +105,40 @@ def test_settings_reject_unknown_timezone(make_settings: Callable[..., Settings]
         make_settings(timezone="Mars/Olympus")
     assert make_settings(timezone="Europe/Berlin").zone.key == "Europe/Berlin"
     assert make_settings(database_url=" ").database_url is None
+
+
+def test_unreadable_store_is_kept_as_is_and_only_analytics_stop(
+        make_settings: Callable[..., Settings], catalog_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    garbage = b"this is not a SQLite database, and nobody may replace it " * 100
+    (data / "analytics.sqlite3").write_bytes(garbage)
+    with app_client(make_settings(data=data)) as client:
+        image = {"image": ("c.png", cover(catalog_dir, "alb-001"))}
+        assert client.post("/identify", files=image).status_code == 200
+        r = client.get("/analytics/albums")
+        assert r.status_code == 503 and "server log" in r.json()["detail"]
+        assert str(data) not in r.text  # paths stay in the log
+        assert client.get("/readyz").json()["analytics"] == "unavailable"
+    assert (data / "analytics.sqlite3").read_bytes() == garbage  # never moved aside or recreated
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith("analytics")) == [
+        "analytics.sqlite3"]
+
+
+def test_retention_is_enforced_at_startup(make_settings: Callable[..., Settings],
+                                          tmp_path: Path) -> None:
+    import time
+
+    from service.analytics.store import AnalyticsStore
+
+    store = AnalyticsStore(None, tmp_path / "data", 60.0, 0)
+    now = time.time()
+    store.add_sighting("alb-001", "c1", now - 40 * 86_400, 0.9)
+    store.add_sighting("alb-001", "c1", now - 10 * 86_400, 0.9)
+    store.close()
+    with app_client(make_settings(sightings_retention_days=30)) as client:
+        assert client.get("/readyz").json()["analytics"] == "sqlite"
+        body = client.get("/analytics/albums", params={
+            "since": "2000-01-01T00:00:00Z"}).json()
+        assert [(a["album_id"], a["browses"]) for a in body["albums"]] == [("alb-001", 1)]
+        assert client.app.state.analytics.counts()["sightings"] == 1  # type: ignore[attr-defined]

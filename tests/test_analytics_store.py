@@ -168,7 +168,7 @@ def test_postgres_reconnects_after_the_server_dropped_the_connection(
     import psycopg
 
     from service.analytics.db import PostgresBackend
-    from tests.helpers.postgres import PostgresServer
+    from service.testing.postgres import PostgresServer
 
     assert isinstance(postgres_server, PostgresServer)
     url = postgres_server.create_database("reconnect")
@@ -183,3 +183,14 @@ def test_postgres_reconnects_after_the_server_dropped_the_connection(
     store.add_sighting("a", "cam1", T0 + 600, 0.9)  # no error: reconnected before the write
     assert store.counts()["sightings"] == 2
     store.close()
+
+
+def test_csv_times_without_offset_are_shop_time() -> None:
+    csv = (b"sold_at,album_id,quantity\n"
+           b"2026-07-01T14:00:00,a,1\n"          # Berlin summer time: 12:00 UTC
+           b"2026-12-01 14:00,a,1\n"             # winter: 13:00 UTC
+           b"2026-12-01T14:00:00-05:00,a,1\n")   # an explicit offset wins
+    parsed = parse_sales(csv, ZoneInfo("Europe/Berlin"), lambda a: True)
+    from datetime import UTC, datetime
+    assert [datetime.fromtimestamp(s.sold_at, UTC).strftime("%m-%d %H:%M") for s in
+            parsed.sales] == ["07-01 12:00", "12-01 13:00", "12-01 19:00"]

@@ -45,6 +45,19 @@ def test_every_variable_is_documented_and_the_api_key_is_required(tmp_path: Path
         raise AssertionError("compose interpolated without an API key")
 
 
+def test_cratewatch_names_in_env_example_are_real_settings() -> None:
+    """``CRATEWATCH_*`` means a service setting; compose-only knobs (host port, catalog path on
+    the host, container limits) are named otherwise, and the service receives every setting
+    the example sets."""
+    env = check_compose.read_env_file(ENV_EXAMPLE)
+    settings = {k for k in env if k.startswith("CRATEWATCH_")}
+    assert settings, "the example sets at least the API key"
+    assert {k.removeprefix("CRATEWATCH_").lower() for k in settings} <= Settings.model_fields.keys()
+    passed = compose()["services"]["cratewatch"]["environment"]
+    assert settings <= passed.keys(), settings - passed.keys()
+    assert {"CATALOG_DIR", "API_HOST_PORT", "API_CPUS", "API_MEMORY"} <= env.keys()
+
+
 def test_interpolation_follows_compose_rules() -> None:
     env = {"SET": "x", "EMPTY": ""}
     interp = check_compose.interpolate

@@ -17,6 +17,7 @@ import pytest
 
 from service.testing.images import new_cover_png
 from service.testing.server import LiveServer
+from service.testing.system_deps import recorded_reason
 
 CHROMIUM = "/usr/bin/chromium"
 KEY = "page-key"
@@ -28,8 +29,8 @@ playwright_api = pytest.importorskip(
 @pytest.fixture
 def server(tiny_model: Path, catalog_dir: Path, tmp_path: Path) -> Iterator[LiveServer]:
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"SKIP staff page test: {CHROMIUM} missing (apt-get install chromium; "
-                    "`make test` installs it when run as root)")
+        pytest.skip(f"SKIP staff page test: {CHROMIUM} missing: " + recorded_reason(
+            "chromium", "apt-get install chromium (`make test` installs it when run as root)"))
     live = LiveServer(catalog_dir, tmp_path / "data", tiny_model, tmp_path / "logs",
                       env={"CRATEWATCH_API_KEY": KEY, "CRATEWATCH_TIMEZONE": "UTC"})
     live.start()

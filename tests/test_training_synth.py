@@ -155,3 +155,15 @@ def test_train_views_wide_mix(hands: list) -> None:
     assert tuple(x.shape) == (3, 32, 32) and label == 1
     with pytest.raises(ValueError):
         TrainViews(arrs, 4, info, hands, synth="nope")
+
+
+def test_wide_synth_factors_turn_off(hands: list) -> None:
+    from training.synth.wide import FACTORS, WideSynth
+
+    arrs = [cover_array(c, 96) for c in covers(4, size=96)]
+    plain = WideSynth(hands, arrs, frozenset(FACTORS))
+    qs = [plain(arrs[i % 4], np.random.default_rng(i)) for i in range(20)]
+    assert {q.image.mode for q in qs} == {"L"}  # colour off: always grey
+    assert all(q.occluders == [] and q.occluded_fraction == 0 for q in qs)
+    with pytest.raises(ValueError):
+        WideSynth(hands, arrs, frozenset({"nope"}))

@@ -47,8 +47,12 @@ class FitConfig:
     ood_val_per_cover: int = opt(2, "OOD-validation queries per ood_val album and level")
     select_by: str = opt("ood", "checkpoint selection (best.pt): ood | id validation P@1")
     synth: str = opt("wide", "training synthesis: wide (domain randomised) | classic")
+    synth_off: str = opt("", "ablation: comma list of wide-synthesis factors to turn off "
+                         "(crops, occluders, light, framing, colour, blur, noise, jpeg)")
     budget_minutes: float | None = opt(None, "anneal the LR over this much training time")
     max_minutes: float | None = opt(None, "stop this process (checkpointed) after this long")
+    checkpoint_minutes: float = opt(10.0, "also write last.pt inside an epoch this often, so "
+                                    "a killed run loses at most this much")
     hands: Path | None = opt(None, "hand photos dir (training pool used); default shared")
     weights: Path | None = opt(None, "local ImageNet state dict for resnet*; lite0 loads its "
                                "packaged weights with --pretrained")

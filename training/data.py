@@ -37,6 +37,7 @@ class TrainViews(Dataset[tuple[torch.Tensor, int]]):
         seed: int = 0,
         level_mix: dict[str, float] | None = None,
         synth: str = "classic",
+        synth_off: frozenset[str] = frozenset(),
     ) -> None:
         if synth not in ("classic", "wide"):
             raise ValueError(f"synth must be 'classic' or 'wide', not {synth!r}")
@@ -47,7 +48,7 @@ class TrainViews(Dataset[tuple[torch.Tensor, int]]):
         self.weights /= self.weights.sum()
         self.synths = {lv: QuerySynth(lv, hands=hands, work_size=covers[0].shape[0])
                        for lv in self.levels}
-        self.wide = WideSynth(hands, covers) if synth == "wide" else None
+        self.wide = WideSynth(hands, covers, synth_off) if synth == "wide" else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

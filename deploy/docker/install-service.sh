@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the cratewatch service, and only the service (no torch), into a fresh virtualenv.
 # Usage: install-service.sh VENV_DIR SOURCE_DIR
-# The Dockerfile's build stage runs this, and tests/test_deploy_install.py runs the same file on
+# The Dockerfile's build stage runs this, and tests/test_deploy_docker.py runs the same file on
 # the same sources, so the image's install is the one that gets tested.
 set -eu
 venv="$1"

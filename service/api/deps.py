@@ -14,6 +14,8 @@ from service.config import Settings
 from service.engine import Engine
 from service.index import single_thread_faiss
 
+ANALYTICS_DOWN = "analytics store unavailable; the server log has the details"
+
 
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
@@ -48,8 +50,9 @@ async def get_analytics(request: Request) -> AnalyticsStore:
     store: AnalyticsStore = request.app.state.analytics
     try:
         await anyio.to_thread.run_sync(store.open)
-    except AnalyticsUnavailable as exc:
-        raise HTTPException(503, detail=str(exc), headers={"Retry-After": "5"}) from None
+    except AnalyticsUnavailable:
+        # The cause names paths or hosts: it is in the server log, not in a public answer.
+        raise HTTPException(503, detail=ANALYTICS_DOWN, headers={"Retry-After": "5"}) from None
     return store
 
 

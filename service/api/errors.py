@@ -56,8 +56,10 @@ async def _album_not_found(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"album {exc.args[0]!r} not found"}, status_code=404)
 
 
-async def _analytics_down(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+async def _analytics_down(request: Request, exc: Exception) -> JSONResponse:
+    log.error("analytics store failed on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": "analytics store unavailable; the server log has the details"},
+                        status_code=503, headers={"Retry-After": "5"})
 
 
 async def _duplicate_image(_: Request, exc: Exception) -> JSONResponse:

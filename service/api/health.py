@@ -25,6 +25,10 @@ async def readyz(request: Request) -> JSONResponse:
     if engine.error:
         # The exception text names server paths: it is in the log, not in a public answer.
         body["error"] = "loading failed; the server log has the details"
+    store = request.app.state.analytics
+    # Analytics do not gate readiness: identification works without them.
+    body["analytics"] = (store.dialect if store.dialect else
+                         "unavailable" if store.error else "opening")
     if engine.ready:
         body["model_version"] = engine.model_version
         return JSONResponse(body)

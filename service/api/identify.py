@@ -40,9 +40,10 @@ async def identify(
         description="required with camera when an API key is set")] = None,
 ) -> IdentifyResponse:
     """Identify the album in an image: best matches first, with scores and stage timings."""
-    when = _sighting_time(camera, captured_at, settings.zone)
     if camera is not None:
         require_api_key(settings, x_api_key)  # a sighting is business data
+    when = _sighting_time(camera, captured_at, settings.zone)
+    if camera is not None:
         analytics = await get_analytics(request)  # 503 before the work, not after
     # FastAPI has read the whole body before this runs: only complete uploads take a slot.
     with request.app.state.admission.admit():

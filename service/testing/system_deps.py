@@ -21,3 +21,9 @@ def missing_reason(group: str, commands: list[str]) -> str | None:
     why = (recorded.read_text().strip() if recorded.is_file()
            else "`make system-deps` has not run (it installs them as root)")
     return f"{', '.join(missing)} not installed: {why}"
+
+
+def recorded_reason(group: str, default: str) -> str:
+    """Why ``make system-deps`` could not install ``group`` (its .skip file), else ``default``."""
+    recorded = REPO_ROOT / ".system-deps" / f"{group}.skip"
+    return recorded.read_text().strip() if recorded.is_file() else default

@@ -62,17 +62,27 @@ def _finger(arr: np.ndarray, occ: np.ndarray, rng: np.random.Generator) -> None:
     blend(arr, occ, rgb, layer, 0, 0)
 
 
+# Factors that ``off`` (``fit --synth-off``) can turn off one by one, for the ablation table.
+FACTORS = ("crops", "occluders", "light", "framing", "colour", "blur", "noise", "jpeg")
+
+
 class WideSynth:
     """Callable like ``QuerySynth``: ``(cover RGB uint8 (S,S,3), rng) -> Query``."""
 
-    def __init__(self, hands: list[HandCutout], others: list[np.ndarray]) -> None:
-        self.hands, self.others = hands, others
+    def __init__(self, hands: list[HandCutout], others: list[np.ndarray],
+                 off: frozenset[str] = frozenset()) -> None:
+        if bad := set(off) - set(FACTORS):
+            raise ValueError(f"unknown factors {sorted(bad)}; choose from {FACTORS}")
+        self.hands, self.others, self.off = hands, others, off
 
     def __call__(self, cover: np.ndarray, rng: np.random.Generator) -> Query:
         arr = self._crop_scale(cover.copy(), rng)
         occ = np.zeros(arr.shape[:2], bool)
-        names = self._occlude(arr, occ, rng) if rng.random() < 0.85 else []
-        arr = self._light(arr, rng)
+        names: list[str] = []
+        if rng.random() < 0.85 and "occluders" not in self.off:
+            names = self._occlude(arr, occ, rng)
+        if "light" not in self.off:
+            arr = self._light(arr, rng)
         out = self._frame(arr, rng)
         out = self._camera(out, rng)
         mode = "L" if out.ndim == 2 else "RGB"
@@ -80,7 +90,7 @@ class WideSynth:
 
     def _crop_scale(self, arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sometimes only part of the sleeve is in view (a crop at 70-95 % of the side)."""
-        if rng.random() > 0.15:
+        if rng.random() > 0.15 or "crops" in self.off:
             return arr
         side = arr.shape[0]
         s = int(side * rng.uniform(0.7, 0.95))
@@ -125,14 +135,16 @@ class WideSynth:
     def _frame(self, arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Strong perspective + rotation, sleeve at 30-100 % of the crop area."""
         side = arr.shape[0]
+        narrow = "framing" in self.off  # the classic range: small tilt, sleeve fills the crop
+        jitter, turn, fill = (0.06, 0.0, 0.8) if narrow else (0.25, 30.0, 0.3)
         src = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32)
-        dst = src + rng.uniform(-0.25, 0.25, size=(4, 2)).astype(np.float32) * side
-        c, ang = dst.mean(axis=0), np.radians(rng.uniform(-30, 30))
+        dst = src + rng.uniform(-jitter, jitter, size=(4, 2)).astype(np.float32) * side
+        c, ang = dst.mean(axis=0), np.radians(rng.uniform(-turn, turn))
         rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
         dst = (dst - c) @ rot.T
         x, y = dst[:, 0], dst[:, 1]
         area = 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
-        crop = float(np.sqrt(area / rng.uniform(0.3, 1.0)))
+        crop = float(np.sqrt(area / rng.uniform(fill, 1.0)))
         # the crop may cut the sleeve's corners (a tight crop of a tilted sleeve)
         dst += crop / 2 + rng.uniform(-0.15, 0.15, size=2).astype(np.float32) * crop
         size = max(16, int(crop))
@@ -153,13 +165,13 @@ class WideSynth:
         return shelf_background(rng, size, size)
 
     def _camera(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() < 0.5:
+        if rng.random() < 0.5 or "colour" in self.off:
             img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         short = int(rng.integers(48, 225))
         s = short / img.shape[0]
         img = cv2.resize(img, (short, short), interpolation=cv2.INTER_AREA if s < 1 else
                          cv2.INTER_LINEAR)
-        r = rng.random()
+        r = rng.random() if "blur" not in self.off else 1.0
         if r < 0.3:
             img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 2.0))
         elif r < 0.5:
@@ -169,11 +181,15 @@ class WideSynth:
             img = cv2.blur(img, (int(rng.integers(2, 4)),) * 2)
         f = img.astype(np.float64)
         sigma = rng.uniform(0, 14)
-        if rng.random() < 0.7:  # additive (read) noise
+        if "noise" in self.off:
+            pass
+        elif rng.random() < 0.7:  # additive (read) noise
             f = f + rng.normal(0, sigma, f.shape)
         else:  # speckle: noise that grows with the signal
             f = f * (1 + rng.normal(0, sigma / 100, f.shape))
         img = np.clip(f, 0, 255).astype(np.uint8)
+        if "jpeg" in self.off:
+            return img
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 96))])
         dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
         return img if dec is None else np.asarray(dec)
