@@ -50,7 +50,8 @@ def fill(disk: Path, leave: int = 0) -> Path:
     """Write a filler file until the disk is full, then free ``leave`` bytes."""
     filler = disk / "filler"
     chunk = b"\0" * 65536
-    with filler.open("ab") as fh:
+    # Unbuffered: a partial last write must not leave bytes that fail again on close.
+    with filler.open("ab", buffering=0) as fh:
         try:
             while True:
                 fh.write(chunk)

@@ -133,3 +133,19 @@ def test_fit_with_domain_randomised_synthesis(tmp_path: Path) -> None:
 def test_classic_recipe_without_ood_validation_selects_by_id(tmp_path: Path) -> None:
     rows = Fit(_config(tmp_path, epochs=1, n_ood_val=0)).run()
     assert "ood_p1" not in rows[0] and rows[0]["select"] == rows[0]["val_p1"]
+
+
+def test_mid_epoch_checkpoints_resume_at_their_batch(tmp_path: Path) -> None:
+    fit = Fit(_config(tmp_path, epochs=1, checkpoint_minutes=0.0))  # save after every step
+    saves: list[tuple[str, int, int]] = []
+    real = fit._save
+
+    def spy(name: str) -> None:
+        saves.append((name, fit.epoch, fit.batch))
+        real(name)
+
+    fit._save = spy  # type: ignore[method-assign]
+    fit.run()
+    # 4 steps: mid-epoch saves after batches 1-3, then the epoch-end best/last
+    assert saves[:3] == [("last.pt", 0, 1), ("last.pt", 0, 2), ("last.pt", 0, 3)]
+    assert saves[3:] == [("best.pt", 1, 0), ("last.pt", 1, 0)]

@@ -51,6 +51,8 @@ class FitConfig:
                          "(crops, occluders, light, framing, colour, blur, noise, jpeg)")
     budget_minutes: float | None = opt(None, "anneal the LR over this much training time")
     max_minutes: float | None = opt(None, "stop this process (checkpointed) after this long")
+    checkpoint_minutes: float = opt(10.0, "also write last.pt inside an epoch this often, so "
+                                    "a killed run loses at most this much")
     hands: Path | None = opt(None, "hand photos dir (training pool used); default shared")
     weights: Path | None = opt(None, "local ImageNet state dict for resnet*; lite0 loads its "
                                "packaged weights with --pretrained")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from onnxruntime.quantization import (
@@ -21,6 +23,7 @@ from service.preprocess import batch_inputs
 from training.contract import refuse_disagreeing_sidecar
 from training.synth.hands import HandCutout
 from training.synth.pipeline import QuerySynth, cover_array
+from training.synth.wide import WideSynth
 
 
 class BatchReader(CalibrationDataReader):
@@ -37,11 +40,15 @@ def calibration_batches(
     covers: list[Image.Image], info: ModelInfo, hands: list[HandCutout], seed: int = 0,
     batch: int = 16,
 ) -> list[np.ndarray]:
-    """Each cover clean (what the catalog sees) and as a medium and a hard query."""
+    """Each cover clean (what the catalog sees) and as a medium and a hard query; for an RGB
+    model also as a domain-randomised view (colour queries: the classic levels are grey)."""
     images: list[Image.Image] = []
-    synths = [QuerySynth(lv, hands=hands) for lv in ("medium", "hard")]
-    for i, cover in enumerate(covers):
-        arr = cover_array(cover)
+    synths: list[Callable[[np.ndarray, np.random.Generator], Any]] = [
+        QuerySynth(lv, hands=hands) for lv in ("medium", "hard")]
+    arrays = [cover_array(c) for c in covers]
+    if info.channels == 3:
+        synths.append(WideSynth(hands, arrays))
+    for i, (cover, arr) in enumerate(zip(covers, arrays, strict=True)):
         images.append(cover)
         images += [s(arr, np.random.default_rng([seed, i, j])).image
                    for j, s in enumerate(synths)]

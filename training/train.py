@@ -146,7 +146,7 @@ class Fit:
         loader = DataLoader(self.views, batch_sampler=self.sampler, num_workers=cfg.workers)
         self.model.train()
         losses, active, t0 = [], [], time.time()
-        t_last = t0
+        t_last = t_saved = t0
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}", mininterval=30, ascii=True)
         for x, labels in bar:
             for g in self.opt.param_groups:
@@ -166,6 +166,9 @@ class Fit:
             losses.append(loss.item())
             active.append(len(trip[0]) / len(labels))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
+            if now - t_saved > cfg.checkpoint_minutes * 60 and self.batch < len(self.sampler):
+                self._save("last.pt")  # mid-epoch: resumes at this batch (exact resume)
+                t_saved = time.time()
             stop = time.time() > deadline or (cfg.max_steps and self.step >= cfg.max_steps)
             if stop and self.batch < len(self.sampler):  # at the last batch: epoch complete
                 return False, self._stats(losses, active, t0)
