@@ -48,15 +48,23 @@ def crops_for(catalog: Path, n: int, seed: int = 0) -> list[tuple[str, bytes]]:
     return out
 
 
+def query_crops(queries: Path, level: str, n: int) -> list[tuple[str, bytes]]:
+    """(album_id, bytes) of the first ``n`` crops of ``level`` in a query set."""
+    with (queries / "queries.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("level", level) == level][:n]
+    return [(r["album_id"], (queries / r["path"]).read_bytes()) for r in rows]
+
+
 async def drive(url: str, crops: list[tuple[str, bytes]], n: int, concurrency: int
-                ) -> tuple[list[float], int, int, float]:
-    """Send n requests (cycling through crops); returns latencies, top-1 hits, errors, wall s."""
+                ) -> tuple[list[float], int, int, float, int]:
+    """Send n requests (cycling through crops); returns latencies, top-1 hits, errors, wall s
+    and how many the embedding answered alone (the gate)."""
     latencies: list[float] = []
-    hits = errors = 0
+    hits = errors = gated = 0
     queue = list(range(n))
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal hits, errors
+        nonlocal hits, errors, gated
         while queue:
             album_id, data = crops[queue.pop() % len(crops)]
             start = time.perf_counter()
@@ -65,13 +73,15 @@ async def drive(url: str, crops: list[tuple[str, bytes]], n: int, concurrency: i
             latencies.append(time.perf_counter() - start)
             if r.status_code != 200:
                 errors += 1
-            elif r.json()["matches"][0]["album_id"] == album_id:
-                hits += 1
+                continue
+            body = r.json()
+            hits += body["matches"][0]["album_id"] == album_id
+            gated += body.get("decided_by") == "embedding"
 
     async with httpx.AsyncClient(timeout=60) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        return latencies, hits, errors, time.perf_counter() - started
+        return latencies, hits, errors, time.perf_counter() - started, gated
 
 
 def main() -> int:
@@ -84,6 +94,10 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--crops", type=int, default=50, help="distinct crops to cycle through")
+    p.add_argument("--queries", type=Path, help="query set (queries.csv) to take crops from "
+                   "instead of generating them, e.g. runs/stress/queries/report/tight")
+    p.add_argument("--level", default="medium", help="level of --queries crops to use")
+    p.add_argument("--data", type=Path, help="data dir to reuse (warm start; default: temp)")
     p.add_argument("--threads", type=int, default=available_cpus(), help="CRATEWATCH_THREADS")
     p.add_argument("--report", type=Path, default=ROOT / "benchmarks" / "reports" / "identify.md")
     args = p.parse_args()
@@ -100,14 +114,15 @@ def main() -> int:
             if not args.tiny:
                 print(f"{model} not found: using the tiny test embedder", file=sys.stderr)
             model = build_tiny_model(work / "tiny.onnx")
-        crops = crops_for(catalog, args.crops)
-        server = LiveServer(catalog, work / "data", model, work / "logs",
+        crops = (query_crops(args.queries, args.level, args.crops) if args.queries
+                 else crops_for(catalog, args.crops))
+        server = LiveServer(catalog, args.data or work / "data", model, work / "logs",
                             env={"CRATEWATCH_THREADS": str(args.threads)})
         server.start(timeout_s=1800)
         try:
             ready = server.wait_ready()
             asyncio.run(drive(server.url, crops, min(10, args.requests), 1))  # warm-up
-            lat, hits, errors, wall = asyncio.run(
+            lat, hits, errors, wall, gated = asyncio.run(
                 drive(server.url, crops, args.requests, args.concurrency))
         finally:
             server.stop()
@@ -118,7 +133,8 @@ def main() -> int:
         "p50_ms": round(float(np.percentile(ms, 50)), 1),
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
         "throughput_rps": round(args.requests / wall, 1), "errors": errors,
-        "top1": round(hits / args.requests, 3),
+        "top1": round(hits / args.requests, 3), "crops": args.level if args.queries else "synth",
+        "gate_share": round(gated / args.requests, 3),
     }
     print(" ".join(f"{k}={v}" for k, v in result.items()))
     write_report(args.report, result)

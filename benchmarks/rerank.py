@@ -61,7 +61,7 @@ def main() -> None:
     lines = ["# Re-rank benchmark", "",
              f"Model `{a.model.name}`, catalog `{a.catalog}`, {a.threads} ORT threads; "
              "latencies are the service's own `timings_ms` (median / p90, ms).", "",
-             "| queries | re-rank | P@1 | P@5 | embed | search | rerank | total |",
+             "| queries | re-rank | P@1 | P@5 | embed | search | verify | total |",
              "|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as data:
         for queries in a.queries:
@@ -81,7 +81,7 @@ def main() -> None:
                 mode = f"top-{top_k}, accept {accept or '-'}" if top_k else "off"
                 line = (f"| {queries.name} (n={len(rows)}) | {mode}"
                         f" | {r['p@1']:.3f} | {r['p@5']:.3f} | {cell('embed')} | "
-                        f"{cell('search')} | {cell('rerank')} | {cell('total')} |")
+                        f"{cell('search')} | {cell('verify')} | {cell('total')} |")
                 print(line, flush=True)
                 lines.append(line)
     lines += ["", "Reproduce: `.venv/bin/python benchmarks/rerank.py --queries "

@@ -93,10 +93,12 @@ class AlbumIndex:
                 self.descriptors.add(iid, feats)
 
     def unindex(self, iid: int) -> None:
-        """Remove one album from both paths; rebuilds the descriptor index when its deletions
-        pile up (HNSW cannot delete)."""
+        """Remove one album from both paths; an HNSW index (which cannot delete) is rebuilt
+        once its hidden entries pile up."""
         with self._lock:
             self.vectors.remove([iid])
+            if self.vectors.needs_rebuild():
+                self.vectors = self.vectors.rebuilt()
             if self.features.pop(iid, None) is not None and self.descriptors.remove(iid):
                 self.descriptors.build(list(self.features.items()))
 

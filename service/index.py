@@ -90,6 +90,21 @@ class VectorIndex:
             else:
                 self._index.remove_ids(np.asarray(ids, dtype=np.int64))  # type: ignore[arg-type]
 
+    def needs_rebuild(self) -> bool:
+        """HNSW cannot delete: once hidden ids are a fifth of it, rebuild (``rebuilt``)."""
+        return self.kind == "hnsw" and len(self._hidden) > 0.2 * max(1, int(self._index.ntotal))
+
+    def rebuilt(self) -> VectorIndex:
+        """A fresh index of the same kind holding only the visible vectors."""
+        with self._lock:
+            ids = faiss.vector_to_array(self._index.id_map)  # type: ignore[attr-defined]
+            keep = np.array([i for i in ids if int(i) not in self._hidden], dtype=np.int64)
+            vecs = (np.stack([self._index.reconstruct(int(i)) for i in keep]) if len(keep)
+                    else np.zeros((0, self.dim), np.float32))
+        fresh = VectorIndex(self.dim, self.kind)
+        fresh.add(keep, vecs)
+        return fresh
+
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) for each query row, best first; missing slots have id -1."""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(-1, self.dim)

@@ -72,12 +72,17 @@ def identify(server: LiveServer, image: bytes, camera: str | None, when: datetim
                       headers=headers if headers is not None else AUTH, timeout=60)
 
 
-def albums_report(server: LiveServer, base: datetime) -> list[tuple[object, ...]]:
+def albums_report(server: LiveServer, base: datetime, names: dict[str, tuple[str, str]]
+                  ) -> list[tuple[object, ...]]:
     params = {"since": (base - timedelta(days=1)).isoformat(),
               "until": (base + timedelta(days=1)).isoformat()}
     r = httpx.get(f"{server.url}/analytics/albums", params=params, headers=AUTH, timeout=30)
     assert r.status_code == 200, r.text
-    return [(a["album_id"], a["browses"], a["sales"], a["conversion"]) for a in r.json()["albums"]]
+    albums = r.json()["albums"]
+    for a in albums:  # every field: the names are the catalog's
+        assert set(a) == {"album_id", "artist", "title", "browses", "sales", "conversion"}
+        assert (a["artist"], a["title"]) == names[a["album_id"]], a
+    return [(a["album_id"], a["browses"], a["sales"], a["conversion"]) for a in albums]
 
 
 def post_sales(server: LiveServer, body: bytes) -> dict[str, object]:
@@ -100,7 +105,9 @@ def server(analytics_db: str | None, tiny_model: Path, catalog_dir: Path, tmp_pa
     live.stop()
 
 
-def test_browse_vs_buy_scenario(server: LiveServer, catalog_dir: Path) -> None:
+def test_browse_vs_buy_scenario(server: LiveServer, catalog_dir: Path,
+                                catalog_rows: list[dict[str, str]]) -> None:
+    names = {r["album_id"]: (r["artist"], r["title"]) for r in catalog_rows}
     server.start()
     base = base_time()
     covers = {a: (catalog_dir / "images" / f"{a}.png").read_bytes() for a in (A, B, C, D)}
@@ -118,12 +125,12 @@ def test_browse_vs_buy_scenario(server: LiveServer, catalog_dir: Path) -> None:
     rejected: list[dict[str, Any]] = result["rejected"]  # type: ignore[assignment]
     assert [(r["line"], r["error"][:20]) for r in rejected] == [
         (6, "unknown album_id 'no"), (7, "quantity is not a wh")]
-    assert albums_report(server, base) == EXPECTED_ALBUMS
+    assert albums_report(server, base, names) == EXPECTED_ALBUMS
     check_other_reports(server, base)
 
     server.stop()  # a clean restart: the same figures, nothing re-applied
     server.start()
-    assert albums_report(server, base) == EXPECTED_ALBUMS
+    assert albums_report(server, base, names) == EXPECTED_ALBUMS
     again = post_sales(server, sales_csv(base))
     assert (again["imported"], again["duplicates"]) == (0, 7)
 
@@ -133,9 +140,9 @@ def test_browse_vs_buy_scenario(server: LiveServer, catalog_dir: Path) -> None:
     server.kill()  # SIGKILL right after the acknowledged import
     server.start()
     expected = [(A, 3, 3, 1.0)] + EXPECTED_ALBUMS[1:]
-    assert albums_report(server, base) == expected
+    assert albums_report(server, base, names) == expected
     assert post_sales(server, extra.encode())["duplicates"] == 1
-    assert albums_report(server, base) == expected
+    assert albums_report(server, base, names) == expected
 
 
 def check_other_reports(server: LiveServer, base: datetime) -> None:

@@ -50,3 +50,20 @@ def test_approximate_index_recall(kind: str) -> None:
     assert (top[:, 0] == ids[:50]).mean() >= 0.95
     index.remove([int(top[0, 0])])
     assert int(top[0, 0]) not in index.search(vectors[0], 10)[1][0]
+
+
+def test_hnsw_deletions_trigger_a_rebuild_without_them() -> None:
+    rng = np.random.default_rng(2)
+    vectors = _unit(rng, 500, 32)
+    ids = np.arange(500, dtype=np.int64)
+    index = VectorIndex.build(ids, vectors, exact_limit=10, approx="hnsw")
+    gone = list(range(0, 200, 2))  # 100 of 500 hidden: not yet a fifth
+    index.remove(gone)
+    assert not index.needs_rebuild() and index.ntotal == 400
+    index.remove([1, 3])
+    assert index.needs_rebuild()
+    fresh = index.rebuilt()
+    assert fresh.kind == "hnsw" and fresh.ntotal == 398 and int(fresh._index.ntotal) == 398
+    _, got = fresh.search(vectors[:10], 5)
+    assert not set(got.ravel()) & (set(gone) | {1, 3})
+    assert got[5, 0] == 5  # a kept vector still finds itself

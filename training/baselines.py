@@ -79,6 +79,7 @@ class SiftBaseline:
         ratio: float = 0.8,
         shortlist: int | None = 20,
         ransac_px: float = 5.0,
+        features: Sequence[LocalFeatures] | None = None,
     ) -> None:
         self.ids = list(ids)
         self.shortlist = shortlist
@@ -88,7 +89,9 @@ class SiftBaseline:
                                                  query_features=nfeatures))
         self.verifier = Verifier(side=side, ratio=ratio, ransac_px=ransac_px)
         self.ratio = ratio
-        self.catalog = [self.extractor.catalog(im) for im in images]
+        # ``features``: the covers' features already extracted with these settings (a store).
+        self.catalog = (list(features) if features is not None
+                        else [self.extractor.catalog(im) for im in images])
         self._build_index()
 
     def _build_index(self) -> None:
