@@ -12,7 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STATE_DIR="${SYSTEM_DEPS_DIR:-.system-deps}"
-mkdir -p "$STATE_DIR"
+mkdir -p "$STATE_DIR" 2>/dev/null || true  # unwritable: the SKIP line still prints
 
 group_packages() {  # Debian packages of a group
     case "$1" in
@@ -74,7 +74,7 @@ can_install() {  # prints why not, when it cannot
 skip() {  # skip GROUP REASON
     local line="SKIP: $1 ($(group_users "$1")) because $2"
     printf '\n########\n%s\n########\n\n' "$line" >&2
-    echo "$2" > "$STATE_DIR/$1.skip"
+    echo "$2" 2>/dev/null > "$STATE_DIR/$1.skip" || true
 }
 
 for group in "$@"; do

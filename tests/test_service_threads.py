@@ -2,7 +2,7 @@
 
 OpenMP's thread count is per thread: setting it in the loader thread leaves request threads at
 the process default. The app runs in a subprocess with ``OMP_NUM_THREADS=3`` so the default is
-known (not this machine's core count), and the count is read inside the request's own search.
+known (not this machine's core count), and the count is read in the request's worker thread.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ seen = []
 with TestClient(create_app(Settings(catalog=catalog, model=model, data=data, threads=1))) as c:
     while c.get("/readyz").status_code != 200:
         pass
-    index = c.app.state.engine.index
-    real = index.search
+    # Read in the request's worker thread, just before the same thread runs the FAISS search.
+    embedder = c.app.state.engine.embedder
+    real = embedder.embed_images
 
-    def search(*args, **kwargs):
+    def embed(*args, **kwargs):
         seen.append(faiss.omp_get_max_threads())
         return real(*args, **kwargs)
 
-    index.search = search
+    embedder.embed_images = embed
     image = (catalog / "images" / "alb-001.png").read_bytes()
     for _ in range(4):
         assert c.post("/identify", files={"image": ("c.png", image)}).status_code == 200
