@@ -1,4 +1,7 @@
-"""`cratewatch-train`: synth, fit, eval, export, quantize."""
+"""`cratewatch-train`: synth, fit, eval, export, quantize, ood, ood-distractors.
+
+Every subcommand has --help; `fit`'s options are generated from training/config.py FitConfig.
+P@k in reports = top-k accuracy (the true album among the first k)."""
 
 from __future__ import annotations
 
@@ -43,7 +46,8 @@ def _fit(a: argparse.Namespace) -> None:
 
 
 def _add_eval_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="P@1/P@5 per level vs the whole catalog (service code)")
+    p = sub.add_parser("eval", help="top-1/top-5 accuracy (P@1/P@5) per level vs the whole "
+                       "catalog (service code path)")
     p.add_argument("--model", type=Path, required=True, help="ONNX model with its sidecar")
     p.add_argument("--catalog", type=Path, required=True, help="covers ranked against")
     p.add_argument("--queries", type=Path, required=True, help="query set (queries.csv)")
@@ -114,7 +118,8 @@ def _quantize(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="cratewatch-train", description=__doc__)
+    parser = argparse.ArgumentParser(prog="cratewatch-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_synth(sub)
     _add_fit(sub)

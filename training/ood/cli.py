@@ -44,7 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", type=Path, default=None,
                    help="split.json; default: the shipped run's split + 50 ood_val albums")
     p.add_argument("--subset", default=None, help="test | ood_val | val | train | all")
-    p.add_argument("--levels", default="easy,medium,hard", help="comma list of levels")
+    p.add_argument("--levels", default="easy,medium,hard",
+                   help="comma list of levels (default: %(default)s)")
     p.add_argument("--framing", default="tight", choices=FRAMINGS,
                    help="tight: detector-like crop; loose: sleeve is 40-70%% of the crop")
     p.add_argument("--n", type=int, default=None, help="default: 2 per cover and level")
@@ -54,8 +55,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", type=Path, required=True, help="covers; only train ones used")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--split", type=Path, default=None, help="default as for `ood`")
-    p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--n", type=int, default=1000, help="distractors (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7, help="distractor i uses RNG stream (seed, i)")
 
 
 def resolve_split(catalog: list[Cover], split: Path | None) -> dict[str, list[str]]:
