@@ -10,8 +10,8 @@ SYSTEM_DEPS ?= prometheus postgresql chromium
 STAGE := bash deploy/stage.sh
 SUBMAKE := $(MAKE) --no-print-directory
 # glibc gives each thread that allocates its own arena, and large uploads decoded in several
-# threads left RSS high for good (244 -> 879 MB in 1,500 requests); 2 arenas bound it. Read at
-# process start, so it is set here and in the Dockerfile, not in Python.
+# threads left RSS high for good; 2 arenas bound it (benchmarks/reports/memory.md: peak 368 ->
+# 314 MB over 1,000 15-MP photos). Read at process start, so set here and in the Dockerfile.
 RUN_ENV := MALLOC_ARENA_MAX=2
 
 .PHONY: run test lint typecheck pytest lint-deploy demo-catalog clean system-deps install-dev

@@ -19,6 +19,7 @@ group_packages() {  # Debian packages of a group
         prometheus) echo "prometheus" ;;
         postgresql) echo "postgresql" ;;
         chromium) echo "chromium fonts-dejavu-core" ;;
+        selftest) echo "cratewatch-no-such-package" ;;  # tests/test_system_deps.py only
         *) return 1 ;;
     esac
 }
@@ -27,6 +28,7 @@ group_commands() {  # commands on PATH, or path globs, that show the group is in
         prometheus) echo "promtool prometheus" ;;
         postgresql) echo "/usr/lib/postgresql/*/bin/initdb" ;;
         chromium) echo "/usr/bin/chromium" ;;
+        selftest) echo "cratewatch-no-such-command" ;;
         *) return 1 ;;
     esac
 }
@@ -35,6 +37,7 @@ group_users() {  # what is skipped without the group
         prometheus) echo "deploy/check.sh promtool checks and tests/test_deploy_prometheus.py" ;;
         postgresql) echo "analytics on PostgreSQL: tests/test_analytics_*.py, tests/test_deploy_grafana_sql.py" ;;
         chromium) echo "the staff page in headless Chromium: tests/test_staff_page.py" ;;
+        selftest) echo "nothing: a group that never installs, for the script's own test" ;;
         *) return 1 ;;
     esac
 }

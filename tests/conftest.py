@@ -5,6 +5,7 @@ Reusable by every test module:
   catalog_rows/catalog_dir  session: 30 procedural covers (albums.csv + images/*.png), read-only
   make_settings(**kw)   Settings pointing at the above with a fresh data dir per test
   app_client(settings)  context manager: TestClient through the lifespan, waits until ready
+  add_album / top_album  POST /catalog/add -> (status, body); POST /identify -> first album id
   client                a ready TestClient on the default settings
   live_server           LiveServer (``cratewatch serve`` subprocess) on the catalog, not started
   postgres_server       session: a real PostgreSQL in a temp dir (skips loudly when missing)
@@ -86,6 +87,21 @@ def app_client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         wait_ready(client)
         yield client
+
+
+def add_album(client: TestClient, album_id: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    """Enrol ``data`` as a PNG upload under ``album_id``: (status code, JSON body)."""
+    r = client.post("/catalog/add", files={"image": ("c.png", data, "image/png")},
+                    data={"artist": "a", "title": "t", "album_id": album_id})
+    body: dict[str, Any] = r.json()
+    return r.status_code, body
+
+
+def top_album(client: TestClient, data: bytes) -> str:
+    """The first match's album id for ``data`` (the identify must answer 200)."""
+    r = client.post("/identify", files={"image": ("q.png", data, "image/png")})
+    assert r.status_code == 200, r.text
+    return str(r.json()["matches"][0]["album_id"])
 
 
 @pytest.fixture(scope="module")

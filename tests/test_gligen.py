@@ -190,7 +190,7 @@ def test_synth_cli_writes_a_gligen_query_set(occluder: GligenOccluder, tmp_path:
     """The documented command (`synth --occluder gligen`) on the tiny pipeline."""
     import csv
 
-    from tests.helpers.images import make_catalog
+    from service.testing.images import make_catalog
     from training.cli import main
 
     make_catalog(tmp_path / "cat", n=3, size=96)

@@ -21,14 +21,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.config import Settings
 from service.store import TMP_PREFIX
 from service.testing.images import new_cover_png
 from service.testing.server import LiveServer
-from tests.conftest import app_client
+from tests.conftest import add_album, app_client, top_album
 
 
 @pytest.fixture
@@ -71,18 +70,6 @@ def noise_png(seed: int, side: int = 320) -> bytes:
     return buf.getvalue()
 
 
-def _add(client: TestClient, album_id: str, data: bytes) -> tuple[int, dict[str, object]]:
-    r = client.post("/catalog/add", files={"image": ("c.png", data, "image/png")},
-                    data={"artist": "a", "title": "t", "album_id": album_id})
-    return r.status_code, r.json()
-
-
-def _top(client: TestClient, data: bytes) -> str:
-    r = client.post("/identify", files={"image": ("q.png", data, "image/png")})
-    assert r.status_code == 200, r.text
-    return str(r.json()["matches"][0]["album_id"])
-
-
 def _temp_files(data: Path) -> list[str]:
     return [str(p) for p in data.rglob(f"{TMP_PREFIX}*")]
 
@@ -95,30 +82,30 @@ def test_disk_full_answers_507_and_leaves_nothing(
     with app_client(settings) as client:
         # Nearly full: the image write itself runs out of space half way.
         filler = fill(small_disk, leave=64 * 1024)
-        status, body = _add(client, "big", big)
+        status, body = add_album(client, "big", big)
         assert status == 507, body
         assert "full" in str(body["detail"]) and "nothing was stored" in str(body["detail"])
         assert _temp_files(settings.data) == []
         assert not list((settings.data / "images").glob("big.*"))
         assert client.get("/catalog/big").status_code == 404
-        assert _top(client, catalog_cover) == "alb-004"  # identification keeps working
+        assert top_album(client, catalog_cover) == "alb-004"  # identification keeps working
 
         # Completely full: whichever write comes first fails, same answer.
         fill(small_disk)
-        status, body = _add(client, "small", new_cover_png(700))
+        status, body = add_album(client, "small", new_cover_png(700))
         assert status == 507, body
         assert _temp_files(settings.data) == []
         deleted = client.delete("/catalog/alb-001")
         assert deleted.status_code in (204, 507), deleted.text
         assert (client.get("/catalog/alb-001").status_code == 404) == (
             deleted.status_code == 204)
-        assert _top(client, catalog_cover) == "alb-004"
+        assert top_album(client, catalog_cover) == "alb-004"
 
         filler.unlink()  # space again: the same requests now work
-        assert _add(client, "big", big) == (201, {"album_id": "big"})
-        assert _top(client, big) == "big"
+        assert add_album(client, "big", big) == (201, {"album_id": "big"})
+        assert top_album(client, big) == "big"
     with app_client(settings) as client:  # and what was acknowledged is on disk
-        assert _top(client, big) == "big"
+        assert top_album(client, big) == "big"
 
 
 def _http(sock: socket.socket, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:

@@ -17,19 +17,7 @@ from fastapi.testclient import TestClient
 
 from service.config import Settings
 from service.testing.images import new_cover_png
-from tests.conftest import app_client
-
-
-def _add(client: TestClient, album_id: str, data: bytes) -> tuple[int, dict[str, object]]:
-    r = client.post("/catalog/add", files={"image": ("c.png", data, "image/png")},
-                    data={"artist": "a", "title": "t", "album_id": album_id})
-    return r.status_code, r.json()
-
-
-def _top(client: TestClient, data: bytes) -> str:
-    r = client.post("/identify", files={"image": ("q.png", data, "image/png")})
-    assert r.status_code == 200, r.text
-    return str(r.json()["matches"][0]["album_id"])
+from tests.conftest import add_album, app_client, top_album
 
 
 @contextmanager
@@ -47,7 +35,7 @@ def write_locked(db: Path) -> Iterator[None]:
 def _nothing_stored(client: TestClient, data_dir: Path, album_id: str, cover: bytes) -> None:
     assert client.get(f"/catalog/{album_id}").status_code == 404
     assert client.delete(f"/catalog/{album_id}").status_code == 404
-    assert _top(client, cover) != album_id
+    assert top_album(client, cover) != album_id
     leftovers = [p.name for p in (data_dir / "images").iterdir()]
     assert leftovers == [], leftovers
     with sqlite3.connect(data_dir / "albums.sqlite3") as db:
@@ -70,26 +58,27 @@ def test_enrolment_all_or_nothing_when_a_store_fails(
         assert "nothing was stored" in r.json()["detail"]
         _nothing_stored(client, settings.data, "locked-1", cover)
         # The retry works and the album is searchable at once.
-        assert _add(client, "locked-1", cover) == (201, {"album_id": "locked-1"})
-        assert _top(client, cover) == "locked-1"
+        assert add_album(client, "locked-1", cover) == (201, {"album_id": "locked-1"})
+        assert top_album(client, cover) == "locked-1"
     with app_client(settings) as client:  # and durable
-        assert _top(client, cover) == "locked-1"
+        assert top_album(client, cover) == "locked-1"
         assert client.delete("/catalog/locked-1").status_code == 204
 
 
 def test_duplicate_image_is_named(client: TestClient, catalog_dir: Path) -> None:
     cover = new_cover_png(510)
-    assert _add(client, "first", cover) == (201, {"album_id": "first"})
-    assert _add(client, "second", cover) == (201, {"album_id": "second", "duplicate_of": "first"})
+    assert add_album(client, "first", cover) == (201, {"album_id": "first"})
+    assert add_album(client, "second", cover) == (
+        201, {"album_id": "second", "duplicate_of": "first"})
     catalog_cover = (catalog_dir / "images" / "alb-003.png").read_bytes()
-    assert _add(client, "third", catalog_cover) == (
+    assert add_album(client, "third", catalog_cover) == (
         201, {"album_id": "third", "duplicate_of": "alb-003"})
     assert client.delete("/catalog/first").status_code == 204
-    assert _add(client, "fourth", cover) == (
+    assert add_album(client, "fourth", cover) == (
         201, {"album_id": "fourth", "duplicate_of": "second"})
     for album_id in ("second", "fourth"):
         assert client.delete(f"/catalog/{album_id}").status_code == 204
-    assert _add(client, "fifth", cover) == (201, {"album_id": "fifth"})
+    assert add_album(client, "fifth", cover) == (201, {"album_id": "fifth"})
 
 
 def test_duplicate_image_rejected_when_configured(
@@ -99,11 +88,11 @@ def test_duplicate_image_rejected_when_configured(
     settings = make_settings()
     cover = new_cover_png(520)
     with app_client(settings) as client:
-        assert _add(client, "first", cover) == (201, {"album_id": "first"})
-        status, body = _add(client, "second", cover)
+        assert add_album(client, "first", cover) == (201, {"album_id": "first"})
+        status, body = add_album(client, "second", cover)
         assert status == 409 and body["duplicate_of"] == "first", body
         assert "'first'" in str(body["detail"])
         assert client.get("/catalog/second").status_code == 404
         assert sorted(p.name for p in (settings.data / "images").iterdir()) == ["first.png"]
         # A different image under the same id is fine.
-        assert _add(client, "second", new_cover_png(521)) == (201, {"album_id": "second"})
+        assert add_album(client, "second", new_cover_png(521)) == (201, {"album_id": "second"})

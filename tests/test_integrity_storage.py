@@ -15,18 +15,7 @@ from service.app import create_app
 from service.config import Settings
 from service.store import QUARANTINE
 from service.testing.images import new_cover_png
-from tests.conftest import app_client, wait_ready
-
-
-def _add(client: TestClient, album_id: str, data: bytes) -> int:
-    return client.post("/catalog/add", files={"image": ("c.png", data, "image/png")},
-                       data={"artist": "a", "title": "t", "album_id": album_id}).status_code
-
-
-def _top(client: TestClient, data: bytes) -> str:
-    r = client.post("/identify", files={"image": ("q.png", data, "image/png")})
-    assert r.status_code == 200, r.text
-    return str(r.json()["matches"][0]["album_id"])
+from tests.conftest import add_album, app_client, top_album, wait_ready
 
 
 def _corrupt_pages(path: Path) -> None:
@@ -44,7 +33,7 @@ def test_corrupt_cache_is_moved_aside_and_rebuilt(
     settings = make_settings()
     cover = new_cover_png(600)
     with app_client(settings) as client:
-        assert _add(client, "mine", cover) == 201
+        assert add_album(client, "mine", cover)[0] == 201
     cache = settings.data / "embeddings.sqlite3"
     if damage == "not a database":
         cache.write_bytes(b"this is not a SQLite database, just junk\n" * 200)
@@ -54,7 +43,7 @@ def test_corrupt_cache_is_moved_aside_and_rebuilt(
     with caplog.at_level(logging.ERROR), app_client(settings) as client:
         stats = client.get("/readyz").json()
         assert stats["status"] == "ready" and (stats["embedded"], stats["cached"]) == (31, 0)
-        assert _top(client, cover) == "mine"
+        assert top_album(client, cover) == "mine"
     kept = [p for p in settings.data.iterdir() if p.name.startswith("embeddings.sqlite3.corrupt-")]
     assert [p.read_bytes() == bad for p in kept] == [True], kept  # kept for a post-mortem
     assert "moved aside" in caplog.text
@@ -66,7 +55,7 @@ def test_corrupt_cache_is_moved_aside_and_rebuilt(
 def test_corrupt_album_store_is_never_moved_aside(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
     with app_client(settings) as client:
-        assert _add(client, "mine", new_cover_png(601)) == 201
+        assert add_album(client, "mine", new_cover_png(601))[0] == 201
     store = settings.data / "albums.sqlite3"
     _corrupt_pages(store)
     bad = store.read_bytes()
@@ -87,7 +76,7 @@ def test_lost_album_db_quarantines_images(
     covers = {"keep-a": new_cover_png(610), "keep-b": new_cover_png(611)}
     with app_client(settings) as client:
         for album_id, cover in covers.items():
-            assert _add(client, album_id, cover) == 201
+            assert add_album(client, album_id, cover)[0] == 201
     for name in ("albums.sqlite3", "albums.sqlite3-wal", "albums.sqlite3-shm"):
         (settings.data / name).unlink(missing_ok=True)
     if loss == "empty":
@@ -101,8 +90,8 @@ def test_lost_album_db_quarantines_images(
         assert "quarantine" in caplog.text and "NOT deleted" in caplog.text
         # Re-enrol as the README says: the file name is the album id.
         path = held["keep-a.png"]
-        assert _add(client, path.stem, path.read_bytes()) == 201
-        assert _top(client, covers["keep-a"]) == "keep-a"
+        assert add_album(client, path.stem, path.read_bytes())[0] == 201
+        assert top_album(client, covers["keep-a"]) == "keep-a"
     with app_client(settings) as client:
         assert client.get("/catalog/keep-a").json()["image_status"] == "ok"
     assert sorted(p.name for p in (settings.data / QUARANTINE).glob("*/*")) == [
@@ -116,7 +105,7 @@ def test_album_without_readable_image_is_visible_deletable_readdable(
     settings = make_settings()
     cover = new_cover_png(620)
     with app_client(settings) as client:
-        assert _add(client, "ghost", cover) == 201
+        assert add_album(client, "ghost", cover)[0] == 201
     image = settings.data / "images" / "ghost.png"
     if status == "missing":
         image.unlink()
@@ -132,12 +121,12 @@ def test_album_without_readable_image_is_visible_deletable_readdable(
         if status == "missing":
             r = client.get("/catalog/ghost/image")
             assert r.status_code == 404 and "missing" in r.json()["detail"]
-        assert _top(client, cover) != "ghost"
-        assert _add(client, "ghost", cover) == 409  # still there: delete it first
+        assert top_album(client, cover) != "ghost"
+        assert add_album(client, "ghost", cover)[0] == 409  # still there: delete it first
         assert client.delete("/catalog/ghost").status_code == 204
         assert client.get("/catalog/ghost").status_code == 404
-        assert _add(client, "ghost", cover) == 201
-        assert _top(client, cover) == "ghost"
+        assert add_album(client, "ghost", cover)[0] == 201
+        assert top_album(client, cover) == "ghost"
     with app_client(settings) as client:
         assert client.get("/catalog/ghost").json()["image_status"] == "ok"
-        assert _top(client, cover) == "ghost"
+        assert top_album(client, cover) == "ghost"
