@@ -8,8 +8,10 @@ decodes a catalog image). Add, remove and rebuild touch both paths under one loc
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +30,8 @@ class IndexConfig:
     local_exact_limit: int = 50_000
     local_nprobe: int = 8
     ratio: float = 0.8
+    trained_dir: Path | None = None  # where a trained descriptor index is kept (data dir)
+    feature_key: str = ""
 
 
 class AlbumIndex:
@@ -44,8 +48,10 @@ class AlbumIndex:
         self._next_id = 0
         self._lock = threading.RLock()
         self.vectors = VectorIndex(dim)
+        trained = (config.trained_dir / _trained_name(config.local_index, config.feature_key)
+                   if config.trained_dir else None)
         self.descriptors = DescriptorIndex(config.local_index, config.local_exact_limit,
-                                           config.local_nprobe, config.ratio)
+                                           config.local_nprobe, config.ratio, trained)
 
     # ------------------------------------------------------------------ ids
     def new_iid(self) -> int:
@@ -123,3 +129,8 @@ class AlbumIndex:
                     "local_feature_mb": round(sum(f.desc.nbytes + f.points.nbytes
                                                   for f in self.features.values()) / 2**20, 1)}
         return out
+
+
+def _trained_name(factory: str, feature_key: str) -> str:
+    """File of a trained, empty descriptor index: one per (factory string, feature set)."""
+    return "descriptors-" + re.sub(r"[^A-Za-z0-9_.-]", "_", f"{factory}-{feature_key}") + ".faiss"

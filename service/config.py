@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     rerank_accept_inliers: int = Field(
         default=40, ge=0, description="stop verifying at a candidate with this many inliers")
     local_features: int = Field(default=500, ge=16, le=4000,
-                                description="RootSIFT keypoints kept per cover and per query")
+                                description="RootSIFT keypoints kept per catalog cover")
+    local_query_features: int = Field(default=500, ge=16, le=4000,
+                                      description="RootSIFT keypoints kept per query crop")
     local_index: str = Field(default="IVF1024,SQ8",
                              description="FAISS factory string of the descriptor index")
     local_exact_limit: int = Field(default=50_000, ge=0,

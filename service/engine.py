@@ -66,14 +66,15 @@ class Engine:
         self.cache: EmbeddingCache | None = None
         self.feature_store: FeatureStore | None = None
         self.extractor = Extractor(FeatureConfig(max_features=settings.local_features,
-                                                 query_features=settings.local_features))
+                                                 query_features=settings.local_query_features))
         self.catalog = AlbumIndex(1, self._index_config(), local=settings.rerank)
         self.retriever = self._retriever()
 
     def _index_config(self) -> IndexConfig:
         s = self.settings
         return IndexConfig(s.exact_search_limit, s.approx_index, s.local_index,
-                           s.local_exact_limit, s.local_nprobe)
+                           s.local_exact_limit, s.local_nprobe, trained_dir=s.data,
+                           feature_key=self.extractor.config.key)
 
     def _retriever(self) -> Retriever:
         s = self.settings

@@ -11,7 +11,9 @@ an IVF needs enough points to train its lists.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -27,9 +29,13 @@ class DescriptorIndex:
     """Thread-safe; descriptors of one album have contiguous ids, so removal is a range."""
 
     def __init__(self, factory: str = "IVF1024,SQ8", exact_limit: int = 50_000,
-                 nprobe: int = 8, ratio: float = 0.8) -> None:
+                 nprobe: int = 8, ratio: float = 0.8, trained: Path | None = None) -> None:
         self.factory, self.exact_limit, self.nprobe, self.ratio = (
             factory, exact_limit, nprobe, ratio)
+        # Where the trained, empty index is kept: training an IVF (k-means over 100k
+        # descriptors) is most of a warm restart's time, and the lists need not change when a
+        # few covers do.
+        self.trained = trained
         self._lock = threading.Lock()
         self._ranges: dict[int, tuple[int, int]] = {}  # album iid -> [start, stop) descriptor ids
         self._owner = np.zeros(0, dtype=np.int64)  # descriptor id -> album iid (-1: removed)
@@ -41,14 +47,35 @@ class DescriptorIndex:
     def _make(self, factory: str, train: np.ndarray) -> faiss.Index:
         if factory == "Flat":
             return faiss.IndexIDMap2(faiss.IndexFlatL2(DIM))
-        index = faiss.index_factory(DIM, factory)
+        index = self._load_trained(factory)
+        if index is None:
+            index = faiss.index_factory(DIM, factory)
         if not index.is_trained:
             index.train(train)
+            self._save_trained(index)
         if "IVF" in factory:
             faiss.extract_index_ivf(index).nprobe = self.nprobe
         if "HNSW" in factory:
             return faiss.IndexIDMap2(index)  # HNSW stores no ids of its own
         return index
+
+    def _load_trained(self, factory: str) -> faiss.Index | None:
+        if self.trained is None or not self.trained.is_file():
+            return None
+        try:
+            index = faiss.read_index(str(self.trained))
+        except RuntimeError as exc:  # derived data: a damaged file is retrained, not fatal
+            log.warning("ignoring trained index %s: %s", self.trained, exc)
+            return None
+        ok = index.d == DIM and index.is_trained and index.ntotal == 0
+        return index if ok else None
+
+    def _save_trained(self, index: faiss.Index) -> None:
+        if self.trained is None or index.ntotal:
+            return
+        tmp = self.trained.with_name(self.trained.name + ".tmp")
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, self.trained)
 
     def build(self, items: list[tuple[int, LocalFeatures]]) -> None:
         """Replace the index with these albums' descriptors (startup, or a rebuild)."""

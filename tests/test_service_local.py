@@ -117,3 +117,24 @@ def test_identify_warped_photo_of_enrolled_cover(make_settings: Callable[..., Se
         body = c.post("/identify", files={"image": ("p.png", png_bytes(photo))}).json()
     assert body["matches"][0]["album_id"] == "warped"
     assert body["decided_by"] == "verified" and body["matches"][0]["inliers"] >= 15
+
+
+def test_trained_descriptor_index_is_kept_and_reused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    covers = [make_cover(rng, *fake_album(rng), size=256) for _ in range(12)]
+    extractor = Extractor(FeatureConfig())
+    items = [(i, extractor.catalog(c)) for i, c in enumerate(covers)]
+    path = tmp_path / "trained.faiss"
+    first = DescriptorIndex("IVF8,SQ8", exact_limit=0, trained=path)
+    first.build(items)
+    assert path.is_file()
+    stamp = path.stat().st_mtime_ns
+    again = DescriptorIndex("IVF8,SQ8", exact_limit=0, trained=path)
+    assert again._load_trained("IVF8,SQ8") is not None
+    again.build(items)
+    assert path.stat().st_mtime_ns == stamp  # not retrained
+    query = extractor.query(covers[5])
+    assert again.votes(query) == first.votes(query)
+    path.write_bytes(b"damaged")  # derived data: retrained, not fatal
+    DescriptorIndex("IVF8,SQ8", exact_limit=0, trained=path).build(items)
+    assert path.stat().st_size > 100
