@@ -1,8 +1,9 @@
-"""Settings: env prefix, CPU count from affinity and cgroup quota (not the host's core count)."""
+"""Settings: env prefix, CPU count from affinity and cgroup quota, the README settings table."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,27 @@ def test_workers_is_a_deprecated_alias_of_inference_concurrency(
     assert "CRATEWATCH_WORKERS is deprecated" in caplog.text
     monkeypatch.setenv("CRATEWATCH_INFERENCE_CONCURRENCY", "5")
     assert Settings().inference_concurrency == 5  # the new name wins
+
+
+def _readme_settings_table() -> dict[str, str]:
+    """``NAME`` -> default cell of every row of the README's settings table."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
+    return {name: row[2].strip() for row in rows for name in re.findall(r"`([A-Z0-9_]+)`", row[1])}
+
+
+def test_readme_settings_table_lists_every_setting_and_no_other() -> None:
+    documented = _readme_settings_table()
+    fields = set(Settings.model_fields)
+    # WORKERS, the deprecated alias, is documented in the INFERENCE_CONCURRENCY row.
+    assert fields - {"workers"} - {n.lower() for n in documented} == set(), "undocumented"
+    assert {n.lower() for n in documented} - fields == set(), "README rows of no setting"
+    for name, cell in documented.items():
+        default = Settings.model_fields[name.lower()].default
+        if isinstance(default, bool):
+            assert cell == f"`{str(default).lower()}`", name
+        elif isinstance(default, (int, float, str, Path)) and not isinstance(default, bool):
+            shown = cell.split()[0].strip("`")
+            assert float(shown) == default if isinstance(default, (int, float)) \
+                else shown == str(default), (name, cell, default)

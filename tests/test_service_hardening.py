@@ -83,6 +83,7 @@ def _encode(fmt: str) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.filterwarnings("ignore:IM image format is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("fmt", UNDOCUMENTED)
 def test_undocumented_formats_get_422(module_client: TestClient, fmt: str) -> None:
     data = _encode(fmt)
