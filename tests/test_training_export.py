@@ -86,6 +86,16 @@ def test_int8_model_loads_and_tracks_fp32(
     assert q8.shape == (4, 128)
     cos = (fp * q8).sum(1)
     assert cos.min() > 0.9, cos  # same function, coarser arithmetic
+    import onnx
+
+    graph = onnx.load(str(q_path)).graph
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    assert any(n.op_type == "Conv" for n in graph.node)
+    assert any(producer.get(i) == "DequantizeLinear"
+               for n in graph.node if n.op_type == "Conv" for i in n.input)  # convs in int8
+    heads = [n for n in graph.node if n.op_type in ("Gemm", "MatMul")]
+    assert heads and not any(producer.get(i) == "DequantizeLinear"
+                             for n in heads for i in n.input)  # the head stays float
 
 
 def _rgb_checkpoint(directory: Path) -> Path:

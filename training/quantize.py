@@ -73,9 +73,11 @@ def quantize_model(
             str(prep), str(out), BatchReader(batches, info.input_name),
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            # The L2 normalisation at the end stays float: int8 there only costs accuracy.
-            op_types_to_quantize=["Conv", "Gemm", "MatMul", "Add", "MaxPool",
-                                  "GlobalAveragePool"],
+            # The head (Gemm, 512 -> 128) and the L2 normalisation stay float: the head is
+            # tiny, and int8 on it was measured to wreck a young model whose embeddings share a
+            # large common component (ResNet18 RGB after 3 epochs: OOD-val P@1 0.37 fp32,
+            # 0.04 with the head in int8, 0.37 without it).
+            op_types_to_quantize=["Conv", "Add", "MaxPool", "GlobalAveragePool"],
             calibrate_method=calib,
         )
     extra = dict(info.extra)
