@@ -37,6 +37,7 @@ from service.metrics import Metrics
 from training.baselines import SiftBaseline
 from training.catalog import load_catalog, open_cover
 from training.evaluate import QueryRow, read_query_set
+from training.metrics import top_k_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("embedding only", "today's re-rank", "SIFT+RANSAC whole catalog", "new pipeline")
@@ -97,7 +98,11 @@ def run_set(engine: Engine, sift: SiftBaseline, rows: list[QueryRow]) -> list[di
 
 
 def p_at(rows: list[dict[str, object]], method: str, k: int) -> float:
-    return sum(r["truth"] in list(r[method])[:k] for r in rows) / max(1, len(rows))  # type: ignore[call-overload]
+    """Top-k accuracy with the project's one scorer (``training.metrics``); 0 when empty."""
+    if not rows:
+        return 0.0
+    ranked = [list(r[method]) for r in rows]  # type: ignore[call-overload]
+    return top_k_accuracy(ranked, [r["truth"] for r in rows], k)
 
 
 def report(known: list[dict[str, object]], unknown: list[dict[str, object]], n_catalog: int,
