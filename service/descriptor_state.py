@@ -46,20 +46,30 @@ def state_stem(factory: str, feature_key: str) -> str:
 def write_state(directory: Path, stem: str, index: faiss.Index, kind: str,
                 spans: dict[str, tuple[str, int, int]], next_id: int) -> Path:
     """Write index + manifest atomically; returns the index file. Older index files go."""
+    _sweep(directory, stem)
     token = uuid.uuid4().hex[:12]
     final = directory / f"{stem}.{token}.faiss"
     tmp = final.with_name(final.name + ".tmp")
-    faiss.write_index(index, str(tmp))
-    _fsync(tmp)
-    os.replace(tmp, final)
+    try:
+        faiss.write_index(index, str(tmp))
+        _fsync(tmp)
+        os.replace(tmp, final)
+    except BaseException:  # a full disk must not leave a half-written file behind
+        tmp.unlink(missing_ok=True)
+        raise
     manifest = {"format": FORMAT, "file": final.name, "kind": kind, "next_id": next_id,
                 "ntotal": int(index.ntotal),
                 "albums": [[a, sha, s, e] for a, (sha, s, e) in spans.items()]}
     path = directory / f"{stem}.json"
     tmp_manifest = path.with_name(path.name + ".tmp")
-    tmp_manifest.write_text(json.dumps(manifest, separators=(",", ":")))
-    _fsync(tmp_manifest)
-    os.replace(tmp_manifest, path)  # the commit point
+    try:
+        tmp_manifest.write_text(json.dumps(manifest, separators=(",", ":")))
+        _fsync(tmp_manifest)
+        os.replace(tmp_manifest, path)  # the commit point
+    except BaseException:
+        tmp_manifest.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+        raise
     _fsync_dir(directory)
     for old in directory.glob(f"{stem}.*.faiss"):
         if old != final:
@@ -70,6 +80,7 @@ def write_state(directory: Path, stem: str, index: faiss.Index, kind: str,
 def read_state(directory: Path, stem: str) -> SavedState | None:
     """The saved state, or None when there is none or it is damaged (moved aside)."""
     path = directory / f"{stem}.json"
+    _sweep(directory, stem)
     if not path.is_file():
         return None
     try:
@@ -88,6 +99,12 @@ def read_state(directory: Path, stem: str) -> SavedState | None:
                     path, exc)
         _move_aside(directory, stem)
         return None
+
+
+def _sweep(directory: Path, stem: str) -> None:
+    """Remove what a writer killed mid-way (kill -9) left: never read, only disk."""
+    for left in directory.glob(f"{stem}*.tmp"):
+        left.unlink(missing_ok=True)
 
 
 def _move_aside(directory: Path, stem: str) -> None:

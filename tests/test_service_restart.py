@@ -139,3 +139,15 @@ def test_app_shutdown_saves_the_index(make_settings: Callable[..., Settings]) ->
     with app_client(make_settings()) as c:
         stats = c.get("/readyz").json()
     assert stats["descriptor_index_from"] == "loaded" and stats["descriptors_added"] == 0
+
+
+def test_killed_writer_leftovers_are_swept(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    _loaded(settings).close()
+    manifest = next(p for p in _state_files(settings.data) if p.suffix == ".json")
+    left = settings.data / f"{manifest.stem}.0123abcd.faiss.tmp"  # a kill mid-write leaves it
+    left.write_bytes(b"partial")
+    engine = _loaded(settings)
+    assert engine.stats["descriptor_index_from"] == "loaded"
+    assert not left.exists()
+    engine.close()
