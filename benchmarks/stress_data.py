@@ -34,7 +34,6 @@ UNKNOWN, SPLIT_SEED, N_DISTRACTORS, DISTRACTOR_SEED, PER_COVER = 40, 8, 1000, 7,
 SEEDS = {"calib": 1101, "report": 2202}
 PIN = {"unknown": UNKNOWN, "split_seed": SPLIT_SEED, "distractors": N_DISTRACTORS,
        "distractor_seed": DISTRACTOR_SEED, "per_cover": PER_COVER, "seeds": SEEDS, "version": 2}
-SETS = ("tight", "loose", "unknown")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,15 @@ def open_derived_db(path: Path, schema: str) -> sqlite3.Connection:
         log.error("DERIVED CACHE %s CANNOT BE READ (%s): moved aside to %s and rebuilt from "
                   "scratch; everything in it is computed again", path, exc, aside)
         return _open_checked(path, schema)
+
+
+def rows_by_digest(db: sqlite3.Connection, select: str, key: str, digests: list[str]
+                   ) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``select`` (``... WHERE <key column>=? AND sha256 IN``) for ``key`` and these
+    digests, 500 at a time: SQLite caps the number of bound parameters."""
+    for start in range(0, len(digests), 500):
+        chunk = digests[start : start + 500]
+        yield from db.execute(f"{select} ({','.join('?' * len(chunk))})", (key, *chunk))
 
 
 def _open_checked(path: Path, schema: str) -> sqlite3.Connection:
@@ -153,18 +163,12 @@ class EmbeddingCache:
     def get_many(self, digests: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         with self._lock:
-            for start in range(0, len(digests), 500):
-                chunk = digests[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT sha256, vector FROM embeddings WHERE model_version=? "
-                    f"AND sha256 IN ({marks})",
-                    (self.model_version, *chunk),
-                )
-                for digest, blob in rows:
-                    vec = np.frombuffer(blob, dtype=np.float32)
-                    if vec.shape == (self.dim,):
-                        found[digest] = vec
+            for digest, blob in rows_by_digest(
+                    self._db, "SELECT sha256, vector FROM embeddings WHERE model_version=? "
+                    "AND sha256 IN", self.model_version, digests):
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape == (self.dim,):
+                    found[digest] = vec
         return found
 
     def put_many(self, items: list[tuple[str, np.ndarray]]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from service.cache import open_derived_db
+from service.cache import open_derived_db, rows_by_digest
 from service.features import LocalFeatures
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,10 @@ class FeatureStore:
     def get_many(self, digests: list[str]) -> dict[str, LocalFeatures]:
         found: dict[str, LocalFeatures] = {}
         with self._lock:
-            for start in range(0, len(digests), 500):
-                chunk = digests[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT sha256, points, descriptors FROM features WHERE config=? "
-                    f"AND sha256 IN ({marks})", (self.config_key, *chunk))
-                for digest, points, desc in rows:
-                    found[digest] = LocalFeatures.from_bytes(points, desc)
+            for digest, points, desc in rows_by_digest(
+                    self._db, "SELECT sha256, points, descriptors FROM features WHERE config=? "
+                    "AND sha256 IN", self.config_key, digests):
+                found[digest] = LocalFeatures.from_bytes(points, desc)
         return found
 
     def put_many(self, items: list[tuple[str, LocalFeatures]]) -> None:
