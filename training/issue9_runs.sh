@@ -13,9 +13,12 @@ BUDGET=${BUDGET_MINUTES:-150}
 PY=${PY:-.venv/bin/python}
 export CRATEWATCH_SHARED_DATA=${CRATEWATCH_SHARED_DATA:-../shared/data}
 export PYTHONPATH=$PWD
+# Semi-hard mining throughout: the first queue (runs r18-wide) switched to batch-hard after 2
+# epochs and collapsed (every clean cover at cosine 1.000 to every other, loss stuck at the
+# margin), see docs/training-plan.md.
 COMMON=(--catalog "$C" --channels 3 --input-size 128 --synth wide --extra-factor 1.0
         --generated-factor 0.5 --p 16 --k 4 --lr 1e-3 --epochs 200 --budget-minutes "$BUDGET"
-        --threads 2 --bf16 --seed 0)
+        --semi-hard-epochs 200 --threads 2 --bf16 --seed 0)
 run() {  # name, extra args...
     local name=$1; shift
     mkdir -p "$RUNS/$name"
@@ -23,6 +26,6 @@ run() {  # name, extra args...
     "$PY" -m training.cli fit --out "$RUNS/$name" "${COMMON[@]}" "$@" >> "$RUNS/$name/train.log" 2>&1
     echo "== $(date -u +%FT%TZ) $name exited $?" | tee -a "$RUNS/$name/train.log"
 }
-run r18-wide --arch resnet18
-run r50-wide --arch resnet50
-run lite0-pre-wide --arch lite0 --pretrained
+run r18-wide-sh --arch resnet18
+run r50-wide-sh --arch resnet50
+run lite0-pre-wide-sh --arch lite0 --pretrained
