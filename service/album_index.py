@@ -8,6 +8,7 @@ decodes a catalog image). Add, remove and rebuild touch both paths under one loc
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -17,9 +18,12 @@ import numpy as np
 
 from service.cache import SameImages
 from service.catalog import Album
+from service.descriptor_state import read_state, state_stem
 from service.features import LocalFeatures
 from service.index import VectorIndex
 from service.vote_index import DescriptorIndex
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ class AlbumIndex:
                    if config.trained_dir else None)
         self.descriptors = DescriptorIndex(config.local_index, config.local_exact_limit,
                                            config.local_nprobe, config.ratio, trained)
+        self._stem = state_stem(config.local_index, config.feature_key)
+        self._saved_version = -1
+        self._built = False  # an index never built (load abandoned) is never saved
+        self.descriptor_source = "built"
 
     # ------------------------------------------------------------------ ids
     def new_iid(self) -> int:
@@ -87,7 +95,61 @@ class AlbumIndex:
             if self.local:
                 self.features = {i: f for i, f in zip(iids, features, strict=True)
                                  if f is not None}
-                self.descriptors.build(list(self.features.items()))
+                self._built = True
+                self.descriptor_source = self._load_descriptors()
+                if self.descriptor_source == "built":
+                    self.descriptors.build(list(self.features.items()))
+                if self.descriptor_source == "loaded":  # the file on disk is this index
+                    self._saved_version = self.descriptors.version
+                self.checkpoint()
+
+    def _load_descriptors(self) -> str:
+        """Take the saved filled descriptor index when it still describes (nearly) these
+        albums, patching the difference: "loaded" (nothing to patch), "patched", or "built"
+        (nothing usable saved: the caller rebuilds)."""
+        d = self.config.trained_dir
+        saved = read_state(d, self._stem) if d is not None else None
+        if saved is None:
+            return "built"
+        total = sum(len(f) for f in self.features.values())
+        expected = "Flat" if total <= self.config.local_exact_limit else self.config.local_index
+        current = {self._album_of[i]: i for i in self.features}
+        keep: dict[int, tuple[int, int]] = {}
+        for album_id, (sha, start, stop) in saved.spans.items():
+            iid = current.get(album_id)
+            if (iid is not None and self.albums[album_id].sha256 == sha
+                    and stop - start == len(self.features[iid])):
+                keep[iid] = (start, stop)
+        drop = [(s, e) for a, (_, s, e) in saved.spans.items() if current.get(a) not in keep]
+        new = [i for i in self.features if i not in keep]
+        # Many changes (or another index kind due): a rebuild re-balances the IVF lists.
+        if (saved.kind != expected or len(new) + len(drop) > 0.2 * max(1, len(current))
+                or not self.descriptors.adopt(saved.index, saved.kind, keep, saved.next_id,
+                                              drop)):
+            return "built"
+        for iid in new:
+            self.descriptors.add(iid, self.features[iid])
+        log.info("descriptor index loaded from disk: %d covers kept, %d added, %d dropped",
+                 len(keep), len(new), len(drop))
+        return "patched" if new or drop else "loaded"
+
+    def checkpoint(self) -> None:
+        """Save the filled descriptor index when it changed since the last save (after a
+        startup build or patch, and on clean shutdown). Never needed for correctness: the
+        next start patches whatever the saved state misses."""
+        d = self.config.trained_dir
+        with self._lock:
+            if (not self.local or d is None or not self._built
+                    or self.descriptors.version == self._saved_version):
+                return
+            names = {i: (self._album_of[i], self.albums[self._album_of[i]].sha256)
+                     for i in self.features if i in self._album_of}
+            try:
+                self.descriptors.saved(names, d, self._stem)
+            except (OSError, RuntimeError) as exc:  # a cache: a full disk costs a rebuild
+                log.warning("descriptor index not saved: %s", exc)
+                return
+            self._saved_version = self.descriptors.version
 
     def index(self, iid: int, vector: np.ndarray, feats: LocalFeatures | None) -> None:
         """Add one album to both paths (its record may commit later: searches skip ids whose
@@ -126,6 +188,8 @@ class AlbumIndex:
         if self.local:
             out |= {"local_index": self.descriptors.kind, "local_covers": len(self.features),
                     "descriptors": self.descriptors.ntotal,
+                    "descriptor_index_from": self.descriptor_source,
+                    "descriptors_added": self.descriptors.added,
                     "local_feature_mb": round(sum(f.desc.nbytes + f.points.nbytes
                                                   for f in self.features.values()) / 2**20, 1)}
         return out

@@ -310,6 +310,8 @@ class Engine:
     def close(self) -> None:
         self.stop_loading()
         with self._write_lock:
+            if self.ready:  # a warm restart then loads the filled descriptor index as is
+                self.catalog.checkpoint()
             for part in (self.store, self.cache, self.feature_store):
                 if part is not None:
                     part.close()

@@ -10,6 +10,7 @@ an IVF needs enough points to train its lists.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from service.descriptor_state import write_state
 from service.features import DIM, LocalFeatures
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class DescriptorIndex:
         self._owner = np.zeros(0, dtype=np.int64)  # descriptor id -> album iid (-1: removed)
         self._next = 0
         self._hidden = 0
+        self.added = 0  # descriptors added by this process (tests: a warm restart adds none)
+        self.version = 0  # bumped by every change: tells a checkpoint whether to write
         self.kind = "Flat"
         self._index: faiss.Index = self._make("Flat", np.zeros((0, DIM), np.float32))
 
@@ -85,6 +89,7 @@ class DescriptorIndex:
             train = _sample([f.float_desc() for _, f in items if len(f)], 100_000)
             self._index = self._make(kind, train)
             self.kind, self._ranges, self._next, self._hidden = kind, {}, 0, 0
+            self.version += 1
             self._owner = np.full(total, -1, dtype=np.int64)
             for iid, feats in items:
                 self._add_locked(iid, feats)
@@ -108,8 +113,10 @@ class DescriptorIndex:
         self._owner[start:stop] = iid
         self._ranges[iid] = (start, stop)
         self._next = stop
+        self.version += 1
         if n:
             self._index.add_with_ids(feats.float_desc(), np.arange(start, stop, dtype=np.int64))
+            self.added += n
 
     def remove(self, iid: int) -> bool:
         """Forget an album's descriptors; True when the index asks for a rebuild."""
@@ -119,11 +126,44 @@ class DescriptorIndex:
                 return False
             start, stop = span
             self._owner[start:stop] = -1
+            self.version += 1
             if "HNSW" in self.kind:
                 self._hidden += stop - start  # HNSW cannot delete: filtered until a rebuild
                 return self._hidden > HIDDEN_REBUILD_SHARE * max(1, int(self._index.ntotal))
             self._index.remove_ids(faiss.IDSelectorRange(start, stop))
             return False
+
+    def adopt(self, index: faiss.Index, kind: str, ranges: dict[int, tuple[int, int]],
+              next_id: int, drop: list[tuple[int, int]]) -> bool:
+        """Take over a saved, filled index whose ranges ``ranges`` are still current; the
+        ``drop`` ranges (albums gone since) are removed. False (nothing taken) when the
+        counts do not add up: the caller rebuilds."""
+        hnsw = "HNSW" in kind
+        if not hnsw:
+            for start, stop in drop:
+                index.remove_ids(faiss.IDSelectorRange(start, stop))
+        kept = sum(stop - start for start, stop in ranges.values())
+        hidden = int(index.ntotal) - kept
+        if hidden < 0 or (hidden and not hnsw) or any(e > next_id for _, e in ranges.values()):
+            return False
+        with contextlib.suppress(RuntimeError):  # not an IVF: nothing to probe
+            faiss.extract_index_ivf(index).nprobe = self.nprobe
+        owner = np.full(next_id, -1, dtype=np.int64)
+        for iid, (start, stop) in ranges.items():
+            owner[start:stop] = iid
+        with self._lock:
+            self._index, self.kind, self._ranges = index, kind, dict(ranges)
+            self._owner, self._next, self._hidden = owner, next_id, hidden
+            self.version += 1
+        return True
+
+    def saved(self, names: dict[int, tuple[str, str]], directory: Path, stem: str) -> None:
+        """Write the filled index and its ranges by (album id, sha256) (see
+        service/descriptor_state.py); under the lock, so the file is one consistent state."""
+        with self._lock:
+            spans = {names[i][0]: (names[i][1], s, e) for i, (s, e) in self._ranges.items()
+                     if i in names}
+            write_state(directory, stem, self._index, self.kind, spans, self._next)
 
     def search(self, query: LocalFeatures, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
         """(distances, owners): each query descriptor's k nearest catalog descriptors' albums."""
