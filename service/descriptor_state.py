@@ -24,6 +24,7 @@ from pathlib import Path
 import faiss
 
 from service.features import DIM
+from service.store import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def write_state(directory: Path, stem: str, index: faiss.Index, kind: str,
         tmp_manifest.unlink(missing_ok=True)
         final.unlink(missing_ok=True)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     for old in directory.glob(f"{stem}.*.faiss"):
         if old != final:
             old.unlink(missing_ok=True)
@@ -117,11 +118,3 @@ def _move_aside(directory: Path, stem: str) -> None:
 def _fsync(path: Path) -> None:
     with path.open("rb") as f:
         os.fsync(f.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
