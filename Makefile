@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= 0.0.0.0
 PORT ?= 8000
 # Debian package groups the tests use (deploy/install-system-deps.sh): installed when missing,
-# else a loud SKIP line and the tests that need them skip with the reason.
+# else a loud SKIP line and the tests that need them skip with the reason. prometheus gives
+# `promtool` and `prometheus`; postgresql gives `initdb` and `postgres` (the tests start their
+# own server in a temp dir); chromium gives `/usr/bin/chromium` for Playwright.
 SYSTEM_DEPS ?= prometheus postgresql chromium
 STAGE := bash deploy/stage.sh
 SUBMAKE := $(MAKE) --no-print-directory

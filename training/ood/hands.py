@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.handsplit import EVAL, hand_images
+from training.handsplit import EVAL, cut_out, hand_images
 
 _MAX_SIDE = 320
 
@@ -27,22 +27,9 @@ class EvalHand:
 
 
 def _cut(img_path: Path, mask_path: Path) -> EvalHand | None:
-    img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-    if img is None or mask is None or mask.max() < 128:
-        return None
-    ys, xs = np.nonzero(mask > 127)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    # hand and a longer piece of forearm than the training cut-outs keep (1.8 vs 1.3 widths)
-    y1 = min(y1, y0 + max(8, int(1.8 * (x1 - x0))))
-    rgb = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
-    alpha = cv2.GaussianBlur(mask[y0:y1, x0:x1].astype(np.float32) / 255.0, (5, 5), 0)
-    scale = _MAX_SIDE / max(rgb.shape[:2])
-    if scale < 1:
-        size = (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-    return EvalHand(rgb=rgb, alpha=alpha, source=img_path.name)
+    # a longer piece of forearm than the training cut-outs keep (1.8 vs 1.3 widths)
+    cut = cut_out(img_path, mask_path, arm_widths=1.8, blur=5, max_side=_MAX_SIDE)
+    return None if cut is None else EvalHand(rgb=cut[0], alpha=cut[1], source=img_path.name)
 
 
 def load_eval_hands(hands_dir: Path) -> list[EvalHand]:
