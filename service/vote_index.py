@@ -51,7 +51,7 @@ class DescriptorIndex:
     def _make(self, factory: str, train: np.ndarray) -> faiss.Index:
         if factory == "Flat":
             return faiss.IndexIDMap2(faiss.IndexFlatL2(DIM))
-        index = self._load_trained(factory)
+        index = self._load_trained()
         if index is None:
             index = faiss.index_factory(DIM, factory)
         if not index.is_trained:
@@ -63,7 +63,7 @@ class DescriptorIndex:
             return faiss.IndexIDMap2(index)  # HNSW stores no ids of its own
         return index
 
-    def _load_trained(self, factory: str) -> faiss.Index | None:
+    def _load_trained(self) -> faiss.Index | None:
         if self.trained is None or not self.trained.is_file():
             return None
         try:

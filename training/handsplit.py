@@ -65,3 +65,14 @@ def cut_out(img_path: Path, mask_path: Path, arm_widths: float, blur: int,
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
     return rgb, alpha
+
+
+def cut_outs(hands_dir: Path, pool: str, arm_widths: float, blur: int, max_side: int
+             ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(photo name, rgb, alpha) of every usable photo of ``pool`` with its ``masks/X.png``."""
+    out = []
+    for p in hand_images(hands_dir, pool):
+        cut = cut_out(p, hands_dir / "masks" / (p.stem + ".png"), arm_widths, blur, max_side)
+        if cut is not None:
+            out.append((p.name, *cut))
+    return out

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.handsplit import TRAIN, cut_out, hand_images
+from training.handsplit import TRAIN, cut_outs
 from training.synth.blend import blend
 
 # Hands are stored small: they end up at most ~half a cover wide at the working resolution.
@@ -22,24 +22,15 @@ class HandCutout:
     source: str = ""  # the photo's file name (the hand-split tests check it)
 
 
-def _load_one(img_path: Path, mask_path: Path) -> HandCutout | None:
-    # a sleeve is held near its edge, not with a whole arm across it
-    cut = cut_out(img_path, mask_path, arm_widths=1.3, blur=3, max_side=_MAX_SIDE)
-    return None if cut is None else HandCutout(rgb=cut[0], alpha=cut[1], source=img_path.name)
-
-
 def load_hands(hands_dir: Path) -> list[HandCutout]:
     """Every ``images/X.jpg`` of the *training* pool with its ``masks/X.png`` (hand = white).
 
     The evaluation subjects (``training.handsplit.EVAL_SUBJECTS``) are never loaded here:
     they belong to the OOD generator (``training.ood``) only.
     """
-    out = []
-    for img_path in hand_images(hands_dir, TRAIN):
-        cut = _load_one(img_path, hands_dir / "masks" / (img_path.stem + ".png"))
-        if cut is not None:
-            out.append(cut)
-    return out
+    # a sleeve is held near its edge, not with a whole arm across it
+    cuts = cut_outs(hands_dir, TRAIN, arm_widths=1.3, blur=3, max_side=_MAX_SIDE)
+    return [HandCutout(rgb=rgb, alpha=alpha, source=name) for name, rgb, alpha in cuts]
 
 
 def _jitter_colour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
