@@ -2,7 +2,7 @@
 
     embed -> top-K by cosine ──gate open──> answer (decided_by "embedding")
                     │ gate closed
-    RootSIFT of the query -> verify the embedding's first few ──strong──> answer ("verified")
+    RootSIFT of the query -> verify the embedding's first few ──one strong──> answer ("verified")
                     │ none strong
     descriptor votes -> top-K by votes
     candidates = embedding top-K ∪ vote top-K, in fused order (cosine + VOTE_WEIGHT * votes
@@ -105,11 +105,12 @@ class Retriever:
         t2 = time.perf_counter()
         timings["features"] = (t2 - t1) * 1e3
         qf = query.float_desc()
-        # First look: the embedding's own first candidates, in cosine order, no votes.
-        checked = self._check(query, qf, found[: c.first_k])
+        # First look: the embedding's own first candidates, all of them (a wrong one that
+        # happens to be strong must not hide a stronger right one behind it), no votes.
+        checked = self._check(query, qf, found[: c.first_k], stop=False)
         cands = found[: c.embed_top_k]
         t3 = time.perf_counter()
-        if not (checked and self._strong(checked[-1].evidence)):
+        if not any(self._strong(m.evidence) for m in checked):
             votes = self.albums.descriptors.votes(query)
             t4 = time.perf_counter()
             timings["votes"] = (t4 - t3) * 1e3
@@ -145,15 +146,17 @@ class Retriever:
         return bool(c.stop_inliers) and ev.inliers >= c.stop_inliers \
             and ev.coverage >= c.stop_coverage
 
-    def _check(self, query: LocalFeatures, qf: np.ndarray, cands: list[Match]) -> list[Match]:
-        """Verify these candidates in order, up to and including the first strong one."""
+    def _check(self, query: LocalFeatures, qf: np.ndarray, cands: list[Match],
+               stop: bool = True) -> list[Match]:
+        """Verify these candidates in order, up to and including the first strong one
+        (``stop``), else all of them."""
         checked: list[Match] = []
         for m in cands:
             iid = self.albums.iid_of(m.album.album_id)
             feats = self.albums.features.get(iid) if iid is not None else None
             ev = self.verifier.match(query, feats, qf) if feats is not None else UNVERIFIED
             checked.append(Match(m.album, m.score, m.votes, ev))
-            if self._strong(ev):
+            if stop and self._strong(ev):
                 break
         return checked
 
