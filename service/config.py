@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="bind address")
     port: int = Field(default=8000, ge=0, le=65535)
     threads: int = Field(default_factory=available_cpus, ge=1, description="ORT intra-op threads")
+    ort_spinning: bool = Field(
+        default=False, description="ORT intra-op threads busy-wait between runs (CPU burnt)")
     inference_concurrency: int = Field(
         default=2, ge=1, description="inference jobs (decode, embed, search, enrol) run at once")
     workers: int | None = Field(

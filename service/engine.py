@@ -129,7 +129,7 @@ class Engine:
         # while an OpenMP team of 2 on a busy CPU waits at its barrier (p90 0.014 -> 8 ms
         # measured on 990 vectors). Parallelism comes from concurrent requests instead.
         faiss.omp_set_num_threads(1)
-        embedder = self.embedder = Embedder(s.model, threads=s.threads)
+        embedder = self.embedder = Embedder(s.model, threads=s.threads, spinning=s.ort_spinning)
         info = embedder.info
         self.metrics.model_info.labels(
             name=info.name, version=info.version, input_size=str(info.input_size),

@@ -18,6 +18,7 @@ from service.catalog import Album
 from service.config import Settings
 from service.decision import DEFAULT
 from service.demo import fake_album, make_cover
+from service.embedder import Embedder
 from service.engine import Engine
 from service.features import Extractor, FeatureConfig
 from service.retrieve import Result, RetrievalConfig, Retriever
@@ -138,3 +139,14 @@ def test_engine_starts_query_features_alongside(make_settings: Callable[..., Set
         engine = c.app.state.engine  # type: ignore[attr-defined]
         body = c.post("/identify", files={"image": ("p.png", data)}).json()
         assert engine.alongside.started == 0 and "features" in body["timings_ms"]
+
+
+def test_ort_spinning_off_embeds_the_same(tiny_model: Path) -> None:
+    images = [make_cover(np.random.default_rng(i), *fake_album(np.random.default_rng(i)), 96)
+              for i in range(3)]
+    quiet = Embedder(tiny_model, threads=2, spinning=False)
+    opts = quiet._session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    np.testing.assert_allclose(quiet.embed_images(images),
+                               Embedder(tiny_model, threads=2).embed_images(images), atol=1e-6)
+    assert Settings().ort_spinning is False
