@@ -32,7 +32,7 @@ class IndexConfig:
     approx_index: str = "hnsw"
     local_index: str = "IVF1024,SQ8"
     local_exact_limit: int = 50_000
-    local_nprobe: int = 8
+    local_nprobe: int = 6
     ratio: float = 0.8
     trained_dir: Path | None = None  # where a trained descriptor index is kept (data dir)
     feature_key: str = ""

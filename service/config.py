@@ -90,7 +90,7 @@ class Settings(BaseSettings):
                              description="FAISS factory string of the descriptor index")
     local_exact_limit: int = Field(default=50_000, ge=0,
                                    description="exact descriptor index up to this many")
-    local_nprobe: int = Field(default=8, ge=1, description="IVF lists probed per descriptor")
+    local_nprobe: int = Field(default=6, ge=1, description="IVF lists probed per descriptor")
     accept_inliers: int | None = Field(
         default=None, ge=1, description="override the model's calibrated acceptance inliers")
     accept_coverage: float | None = Field(

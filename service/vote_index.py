@@ -31,7 +31,7 @@ class DescriptorIndex:
     """Thread-safe; descriptors of one album have contiguous ids, so removal is a range."""
 
     def __init__(self, factory: str = "IVF1024,SQ8", exact_limit: int = 50_000,
-                 nprobe: int = 8, ratio: float = 0.8, trained: Path | None = None) -> None:
+                 nprobe: int = 6, ratio: float = 0.8, trained: Path | None = None) -> None:
         self.factory, self.exact_limit, self.nprobe, self.ratio = (
             factory, exact_limit, nprobe, ratio)
         # Where the trained, empty index is kept: training an IVF (k-means over 100k
