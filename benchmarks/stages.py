@@ -5,9 +5,13 @@
 
 In process (no HTTP): the engine with default settings (``CRATEWATCH_*`` variables apply) on
 ``runs/stress`` (built by ``benchmarks/stress_data.py``), one query at a time. Per set: P@1,
-open-set acceptances, the gate's share, how many candidates were verified, and the median / p90
-of every ``timings_ms`` stage. A quick check that a speed change keeps the accuracy;
-``benchmarks/stress.py`` remains the acceptance report (it adds the baselines).
+open-set acceptances, the gate's share, the share that needed the descriptor votes, how many
+candidates were verified, and the median / p90 of every ``timings_ms`` stage (over the crops
+that ran it), of the decode-to-decision wall time (``total``) and of the process CPU time
+(``cpu``, all threads). ``features`` is the wait for the query's RootSIFT *after* the
+embedding: on an idle engine it starts next to it (``service/alongside.py``). A quick check
+that a speed change keeps the accuracy; ``benchmarks/stress.py`` remains the acceptance report
+(it adds the baselines).
 """
 
 from __future__ import annotations
