@@ -21,7 +21,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,8 @@ class Sample:
     score: float
     margin: float
     checked: list[tuple[str, int, float]]  # (album_id, inliers, coverage) verified
+    # ... verified by the second look (loose framing), which runs when ``checked`` accepts none
+    rechecked: list[tuple[str, int, float]] = field(default_factory=list)
 
 
 def read_rows(dirs: list[Path], known: bool) -> list[tuple[Path, str | None]]:
@@ -57,16 +59,24 @@ def read_rows(dirs: list[Path], known: bool) -> list[tuple[Path, str | None]]:
 def collect(engine: Engine, rows: list[tuple[Path, str | None]]) -> list[Sample]:
     out = []
     for path, truth in rows:
-        res = engine.retrieve(path.read_bytes(), 5, CLOSED)
+        # The second look always runs here: whether the service runs it depends on the
+        # thresholds being fitted, so ``verified_answer`` replays that choice per threshold.
+        res = engine.retrieve(path.read_bytes(), 5, CLOSED, always_second=True)
         out.append(Sample(truth, res.embedding_first, res.score, res.margin,
                           [(m.album.album_id, m.evidence.inliers, m.evidence.coverage)
-                           for m in res.checked]))
+                           for m in res.checked],
+                          [(m.album.album_id, m.evidence.inliers, m.evidence.coverage)
+                           for m in res.rechecked]))
     return out
 
 
 def verified_answer(s: Sample, inliers: int, coverage: float) -> str | None:
-    ok = [(n, a) for a, n, c in s.checked if n >= inliers and c >= coverage]
-    return max(ok)[1] if ok else None
+    """The first pass's best accepted candidate, else the second look's."""
+    for evidence in (s.checked, s.rechecked):
+        ok = [(n, a) for a, n, c in evidence if n >= inliers and c >= coverage]
+        if ok:
+            return max(ok)[1]
+    return None
 
 
 def answer(s: Sample, cal: Calibration) -> tuple[str | None, str]:

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     vote_top_k: int = Field(default=10, ge=0, le=50, description="vote candidates verified")
     rerank_accept_inliers: int = Field(
         default=40, ge=0, description="stop verifying at a candidate with this many inliers")
+    second_look: bool = Field(
+        default=True, description="look again (rectified sleeve, sub-crops) when none accepted")
     local_features: int = Field(default=500, ge=16, le=4000,
                                 description="RootSIFT keypoints kept per catalog cover")
     local_query_features: int = Field(default=500, ge=16, le=4000,

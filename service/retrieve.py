@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -24,6 +25,9 @@ from service.catalog import Album
 from service.decision import Calibration, Decision, Evidence, decide, gate_open
 from service.features import Extractor, LocalFeatures
 from service.verify import UNVERIFIED, Verified, Verifier
+
+if TYPE_CHECKING:
+    from service.rectify import SecondLook
 
 VOTE_WEIGHT = 0.3  # a cover with the most votes gains this much cosine in the fused order
 
@@ -55,15 +59,17 @@ class Result:
     score: float = 0.0
     margin: float = 0.0
     checked: list[Match] = field(default_factory=list)
+    rechecked: list[Match] = field(default_factory=list)  # by the second look (loose framing)
 
 
 class Retriever:
     """Stateless per query; reads the AlbumIndex (which locks its own writes)."""
 
     def __init__(self, albums: AlbumIndex, extractor: Extractor, verifier: Verifier,
-                 config: RetrievalConfig) -> None:
+                 config: RetrievalConfig, second: SecondLook | None = None) -> None:
         self.albums, self.extractor, self.verifier, self.config = (
             albums, extractor, verifier, config)
+        self.second = second
 
     def embedding_matches(self, vector: np.ndarray, k: int) -> list[Match]:
         scores, ids = self.albums.vectors.search(vector, k)
@@ -75,7 +81,7 @@ class Retriever:
         return out
 
     def run(self, image: Image.Image, vector: np.ndarray, k: int, cal: Calibration,
-            timings: dict[str, float]) -> Result:
+            timings: dict[str, float], always_second: bool = False) -> Result:
         c = self.config
         t0 = time.perf_counter()
         found = self.embedding_matches(vector, max(k, c.embed_top_k) + 1)
@@ -94,8 +100,13 @@ class Retriever:
         t4 = time.perf_counter()
         timings.update(features=(t2 - t1) * 1e3, votes=(t3 - t2) * 1e3,
                        verify=(t4 - t3) * 1e3)
+        again: list[Match] = []
+        if self.second is not None and (always_second or not _accepted(ranked[0].evidence, cal)):
+            ranked, again = self.second.look(self, image, vector, query, ranked, checked, votes,
+                                            cal)
+            timings["second"] = (time.perf_counter() - t4) * 1e3
         return Result(ranked[:k], decide(cal, _evidence(ranked, score, margin, True)), timings,
-                      first, score, margin, checked)
+                      first, score, margin, checked, again)
 
     def _candidates(self, found: list[Match], votes: dict[int, int]) -> list[Match]:
         """Embedding top-K ∪ vote top-K in fused order."""
