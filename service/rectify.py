@@ -88,12 +88,12 @@ def rectify(image: Image.Image, quad: np.ndarray, side: int) -> Image.Image:
     return Image.fromarray(out)
 
 
-def strongest(evidence: Iterable[Verified], min_inliers: int) -> Verified | None:
+def strongest(first: Iterable[Match], min_inliers: int) -> Match | None:
     """The verified candidate with most inliers, if it has a homography and enough of them."""
-    best = max(evidence, key=lambda ev: ev.inliers, default=UNVERIFIED)
-    return best if best.homography is not None and best.inliers >= min_inliers else None
-
-
+    best = max(first, key=lambda m: m.evidence.inliers, default=None)
+    if best is None or best.evidence.homography is None or best.evidence.inliers < min_inliers:
+        return None
+    return best
 
 
 class SecondLook:
@@ -102,17 +102,14 @@ class SecondLook:
     def __init__(self, embed: Embed, config: LooseConfig) -> None:
         self.embed, self.config = embed, config
 
-    def views(self, image: Image.Image, first: list[Match], side: int
-              ) -> tuple[Image.Image | None, list[Image.Image]]:
-        """(the rectified sleeve when a homography localises it, the windows)."""
-        c = self.config
-        rect = None
-        best = strongest((m.evidence for m in first), c.min_inliers) if c.rectify else None
-        if best is not None and best.homography is not None:
-            quad = sleeve_quad(best.homography, image.size, side)
-            if quad is not None:
-                rect = rectify(image, quad, side)
-        return rect, windows(image, c.windows, c.window_share)
+    def localise(self, image: Image.Image, first: list[Match], side: int
+                 ) -> tuple[Match, Image.Image] | None:
+        """(the candidate whose homography localises the sleeve, the sleeve rectified)."""
+        best = strongest(first, self.config.min_inliers) if self.config.rectify else None
+        if best is None or best.evidence.homography is None:
+            return None
+        quad = sleeve_quad(best.evidence.homography, image.size, side)
+        return (best, rectify(image, quad, side)) if quad is not None else None
 
     def look(self, r: Retriever, image: Image.Image, vector: np.ndarray, query: LocalFeatures,
              ranked: list[Match], first: list[Match], votes: dict[int, int], cal: Calibration
@@ -120,13 +117,15 @@ class SecondLook:
         """(new ranking, candidates verified again or anew in this pass).
 
         ``ranked``: the first pass's ranking; ``first``: the candidates it verified."""
-        rect, wins = self.views(image, first, r.extractor.config.side)
-        views = ([rect] if rect is not None else []) + wins
+        c = self.config
+        found = self.localise(image, first, r.extractor.config.side)
+        rect = found[1] if found is not None else None
+        views = ([rect] if rect is not None else []) + windows(image, c.windows, c.window_share)
         if not views:
             return ranked, []
         vecs = np.vstack([vector.reshape(1, -1), self.embed(views)])
         done = {m.album.album_id for m in first}
-        new = [a for a in _by_cosine(r, vecs[1:]) if a not in done][: self.config.top_k]
+        new = [a for a in _by_cosine(r, vecs[1:]) if a not in done][: c.top_k]
         rect_feats = r.extractor.query(rect) if rect is not None else None
         by_id = {m.album.album_id: m for m in ranked}
         checked: list[Match] = []
@@ -140,9 +139,18 @@ class SecondLook:
                 evs.append(_verify(r, aid, rect_feats))
             m = Match(album, prior.score if prior else -1.0, _votes(r, aid, votes),
                       max(evs, key=lambda e: e.inliers))
+            if found is not None and aid == found[0].album.album_id:
+                m = replace(m, rect_cosine=_cosine(r, vecs[1], aid))
             checked.append(m)
             by_id[aid] = m
         return _rank(_rescored(r, vecs, list(by_id.values())), votes, cal), checked
+
+
+def _cosine(r: Retriever, vector: np.ndarray, album_id: str) -> float:
+    """Cosine of ``vector`` to the album's stored embedding (0 where the index keeps none)."""
+    iid = r.albums.iid_of(album_id)
+    stored = r.albums.vectors.vectors_of([iid]) if iid is not None else None
+    return float(stored[0] @ vector) if stored is not None else 0.0
 
 
 def _by_cosine(r: Retriever, vectors: np.ndarray) -> list[str]:
@@ -177,13 +185,16 @@ def _votes(r: Retriever, album_id: str, votes: dict[int, int]) -> int:
 
 
 def _rank(matches: list[Match], votes: dict[int, int], cal: Calibration) -> list[Match]:
-    """Accepted evidence first, by inliers; the rest in the first pass's fused order."""
+    """Accepted inliers first (by inliers), then an accepted rectified sleeve, then the rest in
+    the first pass's fused order: the order ``decision.decide`` and calibration assume."""
     most = max(votes.values(), default=0) or 1
     sure = sorted((m for m in matches if _sure(m.evidence, cal)),
                   key=lambda m: -m.evidence.inliers)
-    rest = sorted((m for m in matches if not _sure(m.evidence, cal)),
+    rest = [m for m in matches if not _sure(m.evidence, cal)]
+    rect = [m for m in rest if m.rect_cosine >= cal.rect_cosine]
+    rest = sorted((m for m in rest if m.rect_cosine < cal.rect_cosine),
                   key=lambda m: -(m.score + VOTE_WEIGHT * m.votes / most))
-    return sure + rest
+    return sure + rect + rest
 
 
 def _sure(ev: Verified, cal: Calibration) -> bool:

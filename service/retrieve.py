@@ -46,6 +46,7 @@ class Match:
     score: float  # cosine of the embeddings (for vote-only candidates: at most this)
     votes: int = 0
     evidence: Verified = UNVERIFIED
+    rect_cosine: float = 0.0  # cosine of its own homography's rectified sleeve (service/rectify)
 
 
 @dataclass
@@ -165,4 +166,5 @@ def _evidence(ranked: list[Match], score: float, margin: float, verified: bool) 
     first = ranked[0] if ranked else None
     ev = first.evidence if first else UNVERIFIED
     return Evidence(album_id=first.album.album_id if first else None, score=score,
-                    margin=margin, inliers=ev.inliers, coverage=ev.coverage, verified=verified)
+                    margin=margin, inliers=ev.inliers, coverage=ev.coverage, verified=verified,
+                    rect_cosine=first.rect_cosine if first else 0.0)
