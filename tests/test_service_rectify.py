@@ -4,6 +4,7 @@ homography finds, and turns loose crops the first pass ranks wrongly into right 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.calibrate import Sample, verified_answer
+from service.calibrate import Sample, fit, rates, verified_answer
 from service.config import Settings
+from service.decision import DEFAULT, Calibration, Evidence, decide
 from service.demo import fake_album, make_cover
 from service.embedder import Embedder
 from service.features import Extractor, FeatureConfig
@@ -132,3 +134,29 @@ def test_second_look_ranks_loose_crops_better(make_settings: Callable[..., Setti
     # Measured 18 -> 25 of 30 with the tiny model at this seed.
     assert on >= off + 5, (off, on)
     assert on_wrong == 0 == off_wrong
+
+
+def test_rectified_sleeve_accepts_only_when_calibrated() -> None:
+    ev = Evidence(album_id="a", score=0.4, margin=0.01, inliers=6, coverage=0.2, verified=True,
+                  rect_cosine=0.93)
+    assert decide(DEFAULT, ev).identified is None  # closed in an uncalibrated model
+    cal = Calibration(rect_cosine=0.9, rect_precision=0.98)
+    d = decide(cal, ev)
+    assert (d.identified, d.confidence, d.decided_by) == ("a", 0.98, "verified")
+    assert decide(cal, replace(ev, rect_cosine=0.89)).identified is None
+
+
+def test_fit_opens_the_rectified_rule_above_open_set_sleeves() -> None:
+    right = [Sample("a", "a", 0.9, 0.3, [("a", 50, 0.6)]) for _ in range(40)]
+    # Weak geometry, but the homography's rectified sleeve looks like the cover.
+    loose = [Sample("b", "x", 0.5, 0.01, [("b", 6, 0.2)], [("b", 7, 0.25)], ("b", 0.9))
+             for _ in range(20)]
+    # Open-set crops whose chance homography rectifies to something unlike the candidate.
+    strangers = [Sample(None, "d", 0.55, 0.02, [("d", 6, 0.2)], [], ("d", 0.86 - 0.01 * i))
+                 for i in range(10)]
+    samples = right + loose + strangers
+    cal = fit(samples, target_far=0.0)
+    assert cal.rect_cosine == 0.87  # the lowest on the grid above every stranger's 0.86
+    r = rates(samples, cal)
+    assert r["known_correct"] == 1.0 and r["unknown_accepted"] == 0.0
+    assert cal.rect_precision == 1.0
