@@ -71,13 +71,21 @@ class Settings(BaseSettings):
     rerank_top_k: int = Field(default=10, ge=1, le=50, description="embedding candidates verified")
     vote_top_k: int = Field(default=10, ge=0, le=50, description="vote candidates verified")
     rerank_accept_inliers: int = Field(
-        default=40, ge=0, description="stop verifying at a candidate with this many inliers")
+        default=12, ge=0, description="stop verifying at a candidate with this many inliers")
+    rerank_stop_coverage: float = Field(
+        default=0.3125, ge=0, le=1, description="... spread over this share of the cover grid")
+    rerank_first_k: int = Field(
+        default=3, ge=0, le=50, description="embedding candidates verified before the votes run")
+    speculative_features: bool = Field(
+        default=True, description="query features alongside the embedding when otherwise idle")
     second_look: bool = Field(
         default=True, description="look again (rectified sleeve, sub-crops) when none accepted")
     local_features: int = Field(default=500, ge=16, le=4000,
                                 description="RootSIFT keypoints kept per catalog cover")
     local_query_features: int = Field(default=500, ge=16, le=4000,
                                       description="RootSIFT keypoints kept per query crop")
+    local_query_side: int = Field(default=320, ge=32, le=2048,
+                                  description="longer side a query crop is scaled to for RootSIFT")
     local_index: str = Field(default="IVF1024,SQ8",
                              description="FAISS factory string of the descriptor index")
     local_exact_limit: int = Field(default=50_000, ge=0,

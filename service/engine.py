@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 
 from service.album_index import AlbumIndex, IndexConfig
+from service.alongside import Alongside
 from service.cache import EmbeddingCache, SameImages, embed_with_cache, sha256_bytes
 from service.catalog import Album, load_catalog
 from service.config import Settings
@@ -67,7 +68,9 @@ class Engine:
         self.cache: EmbeddingCache | None = None
         self.feature_store: FeatureStore | None = None
         self.extractor = Extractor(FeatureConfig(max_features=settings.local_features,
-                                                 query_features=settings.local_query_features))
+                                                 query_features=settings.local_query_features,
+                                                 query_side=settings.local_query_side))
+        self.alongside = Alongside(settings.speculative_features and settings.rerank)
         self.catalog = AlbumIndex(1, self._index_config(), local=settings.rerank)
         self.retriever = self._retriever()
 
@@ -83,7 +86,8 @@ class Engine:
                   if self.embedder is not None and s.second_look else None)
         return Retriever(self.catalog, self.extractor, Verifier(self.extractor.config.side),
                          RetrievalConfig(s.rerank_top_k, s.vote_top_k, s.rerank_accept_inliers,
-                                         s.rerank), second)
+                                         s.rerank_stop_coverage, s.rerank_first_k, s.rerank),
+                         second)
 
     @property
     def albums(self) -> dict[str, Album]:
@@ -240,12 +244,17 @@ class Engine:
         """The typed result of one query under calibration ``cal`` (calibrate uses it too)."""
         assert self.embedder is not None
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        image, _ = decode_image(data, self.settings.max_image_pixels)
-        t1 = time.perf_counter()
-        vector = self.embedder.embed_images([image])
-        timings.update(decode=(t1 - t0) * 1e3, embed=(time.perf_counter() - t1) * 1e3)
-        return self.retriever.run(image, vector, k, cal, timings, always_second)
+        with self.alongside.query() as early:
+            t0 = time.perf_counter()
+            image, _ = decode_image(data, self.settings.max_image_pixels)
+            t1 = time.perf_counter()
+            # Query features start now (next to the embedding) only on an otherwise idle engine.
+            pending = self.alongside.start(self.retriever.extractor.query, image) if early \
+                else None
+            vector = self.embedder.embed_images([image])
+            timings.update(decode=(t1 - t0) * 1e3, embed=(time.perf_counter() - t1) * 1e3)
+            return self.retriever.run(image, vector, k, cal, timings, pending,
+                                      always_second)
 
     def add(self, data: bytes, album_id: str | None, artist: str, title: str,
             metadata: dict[str, str]) -> Album:
@@ -313,6 +322,7 @@ class Engine:
 
     def close(self) -> None:
         self.stop_loading()
+        self.alongside.close()
         with self._write_lock:
             if self.ready:  # a warm restart then loads the filled descriptor index as is
                 self.catalog.checkpoint()

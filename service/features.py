@@ -27,6 +27,9 @@ class FeatureConfig:
     side: int = 320  # longer side the image is scaled to: CCTV crops are scaled up to covers
     max_features: int = 500  # strongest keypoints kept per catalog cover
     query_features: int = 500  # ... per query crop
+    # Longer side of a query crop (0: ``side``). Not part of the key: catalog features do not
+    # depend on it (SIFT matches across scales; the homography maps query to cover points).
+    query_side: int = 0
     version: int = 1  # bump when extraction code changes its output
 
     @property
@@ -98,13 +101,15 @@ class Extractor:
         return cache[n]
 
     def catalog(self, image: Image.Image | np.ndarray) -> LocalFeatures:
-        return self._extract(image, self.config.max_features)
+        return self._extract(image, self.config.max_features, self.config.side)
 
     def query(self, image: Image.Image | np.ndarray) -> LocalFeatures:
-        return self._extract(image, self.config.query_features)
+        """Points are at the query's working scale (longer side ``query_side or side``)."""
+        c = self.config
+        return self._extract(image, c.query_features, c.query_side or c.side)
 
-    def _extract(self, image: Image.Image | np.ndarray, n: int) -> LocalFeatures:
-        gray = resize_max_side(to_gray(image), self.config.side)
+    def _extract(self, image: Image.Image | np.ndarray, n: int, side: int) -> LocalFeatures:
+        gray = resize_max_side(to_gray(image), side)
         kps, desc = self._sift(n).detectAndCompute(gray, None)
         if desc is None or not kps:
             return EMPTY

@@ -2,18 +2,24 @@
 
     embed -> top-K by cosine ──gate open──> answer (decided_by "embedding")
                     │ gate closed
-    RootSIFT of the query -> descriptor votes -> top-K by votes
+    RootSIFT of the query -> verify the embedding's first few ──one strong──> answer ("verified")
+                    │ none strong
+    descriptor votes -> top-K by votes
     candidates = embedding top-K ∪ vote top-K, in fused order (cosine + VOTE_WEIGHT * votes
-    share), verified on stored features until one is sure -> ranking + decision ("verified")
+    share), verified on stored features until one is strong -> ranking + decision ("verified")
 
 Measured on the stress set (benchmarks/stress.py): the union recalls the true cover far more
 often than either path; ordering unverified candidates by cosine + vote share beats either
-order alone; candidates with accepted geometric evidence go first, by inliers.
+order alone; candidates with accepted geometric evidence go first, by inliers. Votes are the
+costliest stage (a FAISS search per query descriptor), and when the embedding's first few
+candidates already hold a strongly verified cover they would not change the answer: they run
+only when that first look finds none (benchmarks/stages.py measures the split).
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,7 +42,12 @@ VOTE_WEIGHT = 0.3  # a cover with the most votes gains this much cosine in the f
 class RetrievalConfig:
     embed_top_k: int = 10  # embedding candidates verified
     vote_top_k: int = 10  # vote candidates verified
-    stop_inliers: int = 40  # a verified candidate this strong ends verification (0: never)
+    # A verified candidate this strong (inliers and share of the cover grid) ends verification
+    # (stop_inliers 0: never). Its own thresholds, not the calibration's, so that calibrate
+    # (which collects with acceptance wide open) stops exactly where the service does.
+    stop_inliers: int = 40
+    stop_coverage: float = 0.0
+    first_k: int = 0  # embedding candidates verified before the votes run (0: votes always)
     local: bool = True  # the local-feature path at all
 
 
@@ -82,7 +93,11 @@ class Retriever:
         return out
 
     def run(self, image: Image.Image, vector: np.ndarray, k: int, cal: Calibration,
-            timings: dict[str, float], always_second: bool = False) -> Result:
+            timings: dict[str, float], pending: Future[LocalFeatures] | None = None,
+            always_second: bool = False) -> Result:
+        """``pending``: the query's local features already being computed (alongside the
+        embedding); dropped when the gate answers, else waited for. ``always_second``: run
+        the second look even after an accepted first pass (calibration replays it)."""
         c = self.config
         t0 = time.perf_counter()
         found = self.embedding_matches(vector, max(k, c.embed_top_k) + 1)
@@ -90,22 +105,37 @@ class Retriever:
         score, margin = _top(found)
         first = found[0].album.album_id if found else None
         if not c.local or gate_open(cal, score, margin) or not found:
+            if pending is not None:
+                pending.cancel()  # a running extraction finishes unused: cv2 cannot stop
             return Result(found[:k], decide(cal, _evidence(found, score, margin, False)),
                           timings, first, score, margin)
         t1 = time.perf_counter()
-        query = self.extractor.query(image)
+        query = pending.result() if pending is not None else self.extractor.query(image)
         t2 = time.perf_counter()
-        votes = self.albums.descriptors.votes(query)
+        timings["features"] = (t2 - t1) * 1e3
+        qf = query.float_desc()
+        # First look: the embedding's own first candidates, all of them (a wrong one that
+        # happens to be strong must not hide a stronger right one behind it), no votes.
+        checked = self._check(query, qf, found[: c.first_k], stop=False)
+        cands = found[: c.embed_top_k]
         t3 = time.perf_counter()
-        ranked, checked = self._verify(query, found, votes, cal)
-        t4 = time.perf_counter()
-        timings.update(features=(t2 - t1) * 1e3, votes=(t3 - t2) * 1e3,
-                       verify=(t4 - t3) * 1e3)
+        votes: dict[int, int] = {}
+        if not any(self._strong(m.evidence) for m in checked):
+            votes = self.albums.descriptors.votes(query)
+            t4 = time.perf_counter()
+            timings["votes"] = (t4 - t3) * 1e3
+            cands = self._candidates(found, votes)
+            seen = {m.album.album_id for m in checked}
+            checked += self._check(query, qf, [m for m in cands if m.album.album_id not in seen])
+            t3 += time.perf_counter() - t4  # verification time after the votes
+        timings["verify"] = (t3 - t2) * 1e3
+        ranked = self._rank(checked, cands, found, cal)
         again: list[Match] = []
         if self.second is not None and (always_second or not _accepted(ranked[0].evidence, cal)):
+            t5 = time.perf_counter()
             ranked, again = self.second.look(self, image, vector, query, ranked, checked, votes,
                                             cal)
-            timings["second"] = (time.perf_counter() - t4) * 1e3
+            timings["second"] = (time.perf_counter() - t5) * 1e3
         return Result(ranked[:k], decide(cal, _evidence(ranked, score, margin, True)), timings,
                       first, score, margin, checked, again)
 
@@ -127,27 +157,35 @@ class Retriever:
             cands.append(Match(m.album, m.score, n))
         return sorted(cands, key=lambda m: -(m.score + VOTE_WEIGHT * m.votes / most))
 
-    def _verify(self, query: LocalFeatures, found: list[Match], votes: dict[int, int],
-                cal: Calibration) -> tuple[list[Match], list[Match]]:
-        """(ranking, the candidates verified)."""
-        cands = self._candidates(found, votes)
-        qf = query.float_desc()
+    def _strong(self, ev: Verified) -> bool:
+        c = self.config
+        return bool(c.stop_inliers) and ev.inliers >= c.stop_inliers \
+            and ev.coverage >= c.stop_coverage
+
+    def _check(self, query: LocalFeatures, qf: np.ndarray, cands: list[Match],
+               stop: bool = True) -> list[Match]:
+        """Verify these candidates in order, up to and including the first strong one
+        (``stop``), else all of them."""
         checked: list[Match] = []
         for m in cands:
             iid = self.albums.iid_of(m.album.album_id)
             feats = self.albums.features.get(iid) if iid is not None else None
             ev = self.verifier.match(query, feats, qf) if feats is not None else UNVERIFIED
             checked.append(Match(m.album, m.score, m.votes, ev))
-            if self.config.stop_inliers and ev.inliers >= self.config.stop_inliers \
-                    and ev.coverage >= cal.accept_coverage:
+            if stop and self._strong(ev):
                 break
-        verified = list(checked)
-        checked += cands[len(checked) :]
-        sure = sorted((m for m in checked if _accepted(m.evidence, cal)),
+        return checked
+
+    def _rank(self, checked: list[Match], cands: list[Match], found: list[Match],
+              cal: Calibration) -> list[Match]:
+        """Accepted candidates first, by inliers; then the rest in candidate order."""
+        by_id = {m.album.album_id: m for m in checked}
+        pool = [by_id.pop(m.album.album_id, m) for m in cands] + list(by_id.values())
+        sure = sorted((m for m in pool if _accepted(m.evidence, cal)),
                       key=lambda m: -m.evidence.inliers)
-        rest = [m for m in checked if not _accepted(m.evidence, cal)]
-        seen = {m.album.album_id for m in checked}
-        return sure + rest + [m for m in found if m.album.album_id not in seen], verified
+        rest = [m for m in pool if not _accepted(m.evidence, cal)]
+        seen = {m.album.album_id for m in pool}
+        return sure + rest + [m for m in found if m.album.album_id not in seen]
 
 
 def _accepted(ev: Verified, cal: Calibration) -> bool:
