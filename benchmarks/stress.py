@@ -93,7 +93,8 @@ def run_set(engine: Engine, sift: SiftBaseline, rows: list[QueryRow]) -> list[di
                     "SIFT+RANSAC whole catalog": whole,
                     "new pipeline": [m.album.album_id for m in res.matches],
                     "identified": res.decision.identified, "decided_by": res.decision.decided_by,
-                    "ms": (t1 - t0) * 1e3, "sift_ms": (t2 - t1) * 1e3})
+                    "ms": (t1 - t0) * 1e3, "sift_ms": (t2 - t1) * 1e3,
+                    "second_ms": res.timings_ms.get("second")})
     return out
 
 
@@ -142,10 +143,26 @@ def report(known: list[dict[str, object]], unknown: list[dict[str, object]], n_c
     lines += ["", f"New pipeline per crop (decode to decision, in process): median "
               f"{statistics.median(ms):.1f} ms, p90 {q[89]:.1f} ms, p99 {q[98]:.1f} ms; "
               f"SIFT+RANSAC whole catalog median {statistics.median(sift_ms):.1f} ms.", "",
+              *second_look_cost(known, unknown, levels), "",
               f"Calibration used (sidecar): `{cal}`", "",
               f"Wall time {wall_s:.0f} s. Reproduce: `PYTHONPATH=. .venv/bin/python "
               "benchmarks/stress.py` (needs ../shared/data)."]
     return "\n".join(lines) + "\n"
+
+
+def second_look_cost(known: list[dict[str, object]], unknown: list[dict[str, object]],
+                     levels: list[str]) -> list[str]:
+    """How often the second look (loose framing, ``service/rectify.py``) ran, and its time."""
+    out = ["Second look (runs when the first pass accepts nothing): share of crops it ran on, "
+           "its median ms where it ran, and its mean ms over all the crops of the set:", ""]
+    for name, rows in [(lv, [r for r in known if r["level"] == lv]) for lv in levels] + [
+            ("NOT in catalog", unknown)]:
+        ran = [float(r["second_ms"]) for r in rows if r["second_ms"] is not None]  # type: ignore[arg-type]
+        if rows:
+            out.append(f"- {name}: {len(ran) / len(rows):.3f} of crops, median "
+                       f"{statistics.median(ran) if ran else 0.0:.1f} ms, "
+                       f"{sum(ran) / len(rows):.1f} ms per crop")
+    return out
 
 
 def main() -> None:

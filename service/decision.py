@@ -36,6 +36,12 @@ class Calibration(BaseModel):
     inlier_precision: list[tuple[int, float]] = Field(default_factory=list)
     gate_precision: float = Field(default=0.0, ge=0, le=1,
                                   description="precision of gate-accepted answers")
+    # Loose framing (service/rectify.py): a first match whose own homography localised its
+    # sleeve is accepted when the rectified sleeve's embedding has this cosine to its cover.
+    # Above 1 (the default): closed, as in an uncalibrated model.
+    rect_cosine: float = Field(default=2.0, description="rectified-sleeve cosine to accept")
+    rect_precision: float = Field(default=0.0, ge=0, le=1,
+                                  description="precision of rectified-sleeve answers")
     measured: dict[str, Any] = Field(default_factory=dict, description="provenance, figures")
 
 
@@ -63,6 +69,7 @@ class Evidence:
     inliers: int  # RANSAC inliers of the first match (0 when not verified)
     coverage: float  # share of the first match's cover grid holding an inlier
     verified: bool  # local features were run
+    rect_cosine: float = 0.0  # the first match's rectified sleeve vs its cover (0: none)
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -94,6 +101,8 @@ def decide(cal: Calibration, ev: Evidence) -> Decision:
         return Decision(None, 0.0, "embedding")
     if ev.inliers >= cal.accept_inliers and ev.coverage >= cal.accept_coverage:
         return Decision(ev.album_id, confidence_for(cal, ev.inliers), "verified")
+    if ev.rect_cosine >= cal.rect_cosine:
+        return Decision(ev.album_id, cal.rect_precision or 0.5, "verified")
     return Decision(None, 0.0, "verified")
 
 

@@ -29,6 +29,7 @@ from service.features import Extractor, FeatureConfig, LocalFeatures
 from service.imaging import decode_image
 from service.index import recall_at_k
 from service.metrics import Metrics
+from service.rectify import LooseConfig, SecondLook
 from service.retrieve import Result, RetrievalConfig, Retriever
 from service.store import AlbumExists, AlbumStore
 from service.verify import Verifier
@@ -81,9 +82,12 @@ class Engine:
 
     def _retriever(self) -> Retriever:
         s = self.settings
+        second = (SecondLook(self.embedder.embed_images, LooseConfig())
+                  if self.embedder is not None and s.second_look else None)
         return Retriever(self.catalog, self.extractor, Verifier(self.extractor.config.side),
                          RetrievalConfig(s.rerank_top_k, s.vote_top_k, s.rerank_accept_inliers,
-                                         s.rerank_stop_coverage, s.rerank_first_k, s.rerank))
+                                         s.rerank_stop_coverage, s.rerank_first_k, s.rerank),
+                         second)
 
     @property
     def albums(self) -> dict[str, Album]:
@@ -235,7 +239,8 @@ class Engine:
                 "model_version": self.model_version,
                 "timings_ms": {name: round(ms, 3) for name, ms in result.timings_ms.items()}}
 
-    def retrieve(self, data: bytes, k: int, cal: Calibration) -> Result:
+    def retrieve(self, data: bytes, k: int, cal: Calibration, always_second: bool = False
+                 ) -> Result:
         """The typed result of one query under calibration ``cal`` (calibrate uses it too)."""
         assert self.embedder is not None
         timings: dict[str, float] = {}
@@ -248,7 +253,8 @@ class Engine:
                 else None
             vector = self.embedder.embed_images([image])
             timings.update(decode=(t1 - t0) * 1e3, embed=(time.perf_counter() - t1) * 1e3)
-            return self.retriever.run(image, vector, k, cal, timings, pending)
+            return self.retriever.run(image, vector, k, cal, timings, pending,
+                                      always_second)
 
     def add(self, data: bytes, album_id: str | None, artist: str, title: str,
             metadata: dict[str, str]) -> Album:

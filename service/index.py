@@ -105,6 +105,17 @@ class VectorIndex:
         fresh.add(keep, vecs)
         return fresh
 
+    def vectors_of(self, ids: list[int]) -> np.ndarray | None:
+        """The stored vectors of ``ids`` (rows in order); None where the index cannot give
+        them back (IVF keeps no id -> vector map)."""
+        if self.kind == "ivf" or not ids:
+            return None
+        with self._lock:
+            try:
+                return np.stack([self._index.reconstruct(int(i)) for i in ids])
+            except RuntimeError:  # an id removed meanwhile
+                return None
+
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) for each query row, best first; missing slots have id -1."""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(-1, self.dim)

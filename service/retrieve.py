@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -30,6 +31,9 @@ from service.catalog import Album
 from service.decision import Calibration, Decision, Evidence, decide, gate_open
 from service.features import Extractor, LocalFeatures
 from service.verify import UNVERIFIED, Verified, Verifier
+
+if TYPE_CHECKING:
+    from service.rectify import SecondLook
 
 VOTE_WEIGHT = 0.3  # a cover with the most votes gains this much cosine in the fused order
 
@@ -53,6 +57,7 @@ class Match:
     score: float  # cosine of the embeddings (for vote-only candidates: at most this)
     votes: int = 0
     evidence: Verified = UNVERIFIED
+    rect_cosine: float = 0.0  # cosine of its own homography's rectified sleeve (service/rectify)
 
 
 @dataclass
@@ -66,15 +71,17 @@ class Result:
     score: float = 0.0
     margin: float = 0.0
     checked: list[Match] = field(default_factory=list)
+    rechecked: list[Match] = field(default_factory=list)  # by the second look (loose framing)
 
 
 class Retriever:
     """Stateless per query; reads the AlbumIndex (which locks its own writes)."""
 
     def __init__(self, albums: AlbumIndex, extractor: Extractor, verifier: Verifier,
-                 config: RetrievalConfig) -> None:
+                 config: RetrievalConfig, second: SecondLook | None = None) -> None:
         self.albums, self.extractor, self.verifier, self.config = (
             albums, extractor, verifier, config)
+        self.second = second
 
     def embedding_matches(self, vector: np.ndarray, k: int) -> list[Match]:
         scores, ids = self.albums.vectors.search(vector, k)
@@ -86,9 +93,11 @@ class Retriever:
         return out
 
     def run(self, image: Image.Image, vector: np.ndarray, k: int, cal: Calibration,
-            timings: dict[str, float], pending: Future[LocalFeatures] | None = None) -> Result:
+            timings: dict[str, float], pending: Future[LocalFeatures] | None = None,
+            always_second: bool = False) -> Result:
         """``pending``: the query's local features already being computed (alongside the
-        embedding); dropped when the gate answers, else waited for."""
+        embedding); dropped when the gate answers, else waited for. ``always_second``: run
+        the second look even after an accepted first pass (calibration replays it)."""
         c = self.config
         t0 = time.perf_counter()
         found = self.embedding_matches(vector, max(k, c.embed_top_k) + 1)
@@ -110,6 +119,7 @@ class Retriever:
         checked = self._check(query, qf, found[: c.first_k], stop=False)
         cands = found[: c.embed_top_k]
         t3 = time.perf_counter()
+        votes: dict[int, int] = {}
         if not any(self._strong(m.evidence) for m in checked):
             votes = self.albums.descriptors.votes(query)
             t4 = time.perf_counter()
@@ -120,8 +130,14 @@ class Retriever:
             t3 += time.perf_counter() - t4  # verification time after the votes
         timings["verify"] = (t3 - t2) * 1e3
         ranked = self._rank(checked, cands, found, cal)
+        again: list[Match] = []
+        if self.second is not None and (always_second or not _accepted(ranked[0].evidence, cal)):
+            t5 = time.perf_counter()
+            ranked, again = self.second.look(self, image, vector, query, ranked, checked, votes,
+                                            cal)
+            timings["second"] = (time.perf_counter() - t5) * 1e3
         return Result(ranked[:k], decide(cal, _evidence(ranked, score, margin, True)), timings,
-                      first, score, margin, checked)
+                      first, score, margin, checked, again)
 
     def _candidates(self, found: list[Match], votes: dict[int, int]) -> list[Match]:
         """Embedding top-K ∪ vote top-K in fused order."""
@@ -188,4 +204,5 @@ def _evidence(ranked: list[Match], score: float, margin: float, verified: bool) 
     first = ranked[0] if ranked else None
     ev = first.evidence if first else UNVERIFIED
     return Evidence(album_id=first.album.album_id if first else None, score=score,
-                    margin=margin, inliers=ev.inliers, coverage=ev.coverage, verified=verified)
+                    margin=margin, inliers=ev.inliers, coverage=ev.coverage, verified=verified,
+                    rect_cosine=first.rect_cosine if first else 0.0)

@@ -67,3 +67,17 @@ def test_hnsw_deletions_trigger_a_rebuild_without_them() -> None:
     _, got = fresh.search(vectors[:10], 5)
     assert not set(got.ravel()) & (set(gone) | {1, 3})
     assert got[5, 0] == 5  # a kept vector still finds itself
+
+
+def test_vectors_of_gives_back_stored_vectors_except_ivf() -> None:
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(300, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = np.arange(1000, 1300)
+    for kind in ("flat", "hnsw"):
+        index = VectorIndex.build(ids, vecs, exact_limit=0 if kind == "hnsw" else 10_000)
+        assert index.kind == kind
+        got = index.vectors_of([1005, 1299])
+        assert got is not None and np.allclose(got, vecs[[5, 299]])
+    ivf = VectorIndex.build(ids, vecs, exact_limit=0, approx="ivf")
+    assert ivf.vectors_of([1005]) is None
