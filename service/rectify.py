@@ -34,8 +34,11 @@ Embed = Callable[[list[Image.Image]], np.ndarray]
 @dataclass(frozen=True)
 class LooseConfig:
     rectify: bool = True  # warp the sleeve localised by the best homography, look again
-    windows: int = 3  # grid of sub-crops per side (0: none)
-    window_share: float = 0.75  # each sub-crop's side as a share of the crop's
+    # Sub-crops: a grid per side (0: none), each this share of the crop's side. 2 x 2 at 85 %
+    # measured as well as 3 x 3 at 75 % on the stress calibration half (loose P@1 0.838 vs
+    # 0.831, medium 0.877 both, same acceptances) at about half the embedding work.
+    windows: int = 2
+    window_share: float = 0.85
     min_inliers: int = 6  # a homography this strong (or stronger) localises the sleeve
     top_k: int = 5  # new candidates (best cosine over the views) verified
 
