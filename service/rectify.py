@@ -10,8 +10,12 @@ first pass (``service.retrieve``) accepts nothing, this module looks again:
 - windows: overlapping sub-crops of the crop are embedded in one batch and searched, so that a
   sleeve anywhere in the crop has a view with little background.
 
-New candidates are verified like the first pass's. The acceptance rule is unchanged: stricter
-evidence is not needed, because calibration measures the open set through this same path.
+New candidates are verified like the first pass's, and every candidate is re-scored by its best
+cosine over the crop and the views. One new piece of evidence: the rectified sleeve's cosine to
+the cover whose homography localised it (``Match.rect_cosine``); ``decision.decide`` accepts it
+at the model's calibrated ``rect_cosine`` (``cratewatch calibrate`` replays this whole pass).
+The cover's square is assumed: record sleeves are square, and the stored features of a cover
+live in its 320 px working frame.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ class LooseConfig:
     # 0.831, medium 0.877 both, same acceptances) at about half the embedding work.
     windows: int = 2
     window_share: float = 0.85
-    min_inliers: int = 6  # a homography this strong (or stronger) localises the sleeve
+    # A homography this strong localises the sleeve (4-5 inliers fit almost any 4-5 matches).
+    min_inliers: int = 6
     top_k: int = 5  # new candidates (best cosine over the views) verified
 
 
