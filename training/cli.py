@@ -72,6 +72,11 @@ def _add_eval_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-covers", type=int, default=96, help="calibration covers")
     p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"],
                    help="calibration method (default: %(default)s)")
+    p.add_argument("--fold-clip", default="auto", choices=["auto", "on", "off"],
+                   help="quantize Clip (ReLU6) so ORT folds it into the conv: auto = on for "
+                   "lite0 (sidecar extra.arch), off otherwise")
+    p.add_argument("--exclude-depthwise", action="store_true",
+                   help="keep the depthwise (grouped) convs in float")
     p.add_argument("--queries", type=Path, default=None, help="compare P@1 with fp32 on these")
     p.add_argument("--max-drop", type=float, default=0.01, help="allowed P@1 loss (all levels)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample seed")
@@ -103,7 +108,7 @@ def _quantize(a: argparse.Namespace) -> None:
     hands = load_hands(root / "hands") if root and (root / "hands").is_dir() else []
     info = ModelInfo.for_model(a.model)
     batches = calibration_batches([open_cover(covers[i]) for i in pick], info, hands, a.seed)
-    quantize_model(a.model, a.out, batches, a.method)
+    quantize_model(a.model, a.out, batches, a.method, a.fold_clip, a.exclude_depthwise)
     print(f"wrote {a.out}")
     if a.queries is not None:
         from training.evaluate import evaluate
