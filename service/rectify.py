@@ -29,7 +29,7 @@ from PIL import Image
 
 from service.decision import Calibration
 from service.features import LocalFeatures
-from service.retrieve import VOTE_WEIGHT, Match, Retriever
+from service.retrieve import VOTE_WEIGHT, Match, Retriever, accepted
 from service.verify import UNVERIFIED, Verified
 
 Embed = Callable[[list[Image.Image]], np.ndarray]
@@ -196,14 +196,11 @@ def _rank(matches: list[Match], votes: dict[int, int], cal: Calibration) -> list
     """Accepted inliers first (by inliers), then an accepted rectified sleeve, then the rest in
     the first pass's fused order: the order ``decision.decide`` and calibration assume."""
     most = max(votes.values(), default=0) or 1
-    sure = sorted((m for m in matches if _sure(m.evidence, cal)),
+    sure = sorted((m for m in matches if accepted(m.evidence, cal)),
                   key=lambda m: -m.evidence.inliers)
-    rest = [m for m in matches if not _sure(m.evidence, cal)]
+    rest = [m for m in matches if not accepted(m.evidence, cal)]
     rect = [m for m in rest if m.rect_cosine >= cal.rect_cosine]
     rest = sorted((m for m in rest if m.rect_cosine < cal.rect_cosine),
                   key=lambda m: -(m.score + VOTE_WEIGHT * m.votes / most))
     return sure + rect + rest
 
-
-def _sure(ev: Verified, cal: Calibration) -> bool:
-    return ev.inliers >= cal.accept_inliers and ev.coverage >= cal.accept_coverage

@@ -131,7 +131,7 @@ class Retriever:
         timings["verify"] = (t3 - t2) * 1e3
         ranked = self._rank(checked, cands, found, cal)
         again: list[Match] = []
-        if self.second is not None and (always_second or not _accepted(ranked[0].evidence, cal)):
+        if self.second is not None and (always_second or not accepted(ranked[0].evidence, cal)):
             t5 = time.perf_counter()
             ranked, again = self.second.look(self, image, vector, query, ranked, checked, votes,
                                             cal)
@@ -181,14 +181,15 @@ class Retriever:
         """Accepted candidates first, by inliers; then the rest in candidate order."""
         by_id = {m.album.album_id: m for m in checked}
         pool = [by_id.pop(m.album.album_id, m) for m in cands] + list(by_id.values())
-        sure = sorted((m for m in pool if _accepted(m.evidence, cal)),
+        sure = sorted((m for m in pool if accepted(m.evidence, cal)),
                       key=lambda m: -m.evidence.inliers)
-        rest = [m for m in pool if not _accepted(m.evidence, cal)]
+        rest = [m for m in pool if not accepted(m.evidence, cal)]
         seen = {m.album.album_id for m in pool}
         return sure + rest + [m for m in found if m.album.album_id not in seen]
 
 
-def _accepted(ev: Verified, cal: Calibration) -> bool:
+def accepted(ev: Verified, cal: Calibration) -> bool:
+    """Geometric evidence the calibration accepts (inliers spread over enough of the cover)."""
     return ev.inliers >= cal.accept_inliers and ev.coverage >= cal.accept_coverage
 
 

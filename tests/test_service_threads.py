@@ -3,7 +3,7 @@
 OpenMP's thread count is per thread: setting it in the loader thread leaves request threads at
 the process default. The app runs in a subprocess with ``OMP_NUM_THREADS=3`` so the default is
 known (not this machine's core count), and the count is read inside the request's own FAISS
-searches (both indexes of the catalog's ``AlbumIndex``).
+calls: both indexes of the catalog's ``AlbumIndex`` and the verifier's ``faiss.knn``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import sys
 from pathlib import Path
 
 import faiss
+import numpy as np
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from service.app import create_app
 from service.config import Settings
@@ -28,9 +30,11 @@ seen = []
 with TestClient(create_app(Settings(catalog=catalog, model=model, data=data, threads=1))) as c:
     while c.get("/readyz").status_code != 200:
         pass
-    # Wrap the real FAISS searches a request runs, through the catalog's AlbumIndex: the
-    # embedding index and the local-feature descriptor index (the tiny model's gate is closed,
-    # so every identify searches both). The count is read in the searching thread itself.
+    # Wrap the real FAISS calls a request makes: the catalog's embedding index, its
+    # local-feature descriptor index and the verifier's faiss.knn. The count is read in the
+    # calling thread itself. A catalog cover is verified by the first look (no votes); a
+    # noise image passes the first look without a strong candidate, so its votes search the
+    # descriptor index (the tiny model's gate is closed).
     catalog_index = c.app.state.engine.catalog
     for index in (catalog_index.vectors, catalog_index.descriptors):
         def search(*args, _real=index.search, _name=type(index).__name__, **kwargs):
@@ -38,8 +42,16 @@ with TestClient(create_app(Settings(catalog=catalog, model=model, data=data, thr
             return _real(*args, **kwargs)
 
         index.search = search
-    image = (catalog / "images" / "alb-001.png").read_bytes()
-    for _ in range(4):
+
+    def knn(*args, _real=faiss.knn, **kwargs):
+        seen.append(f"knn={faiss.omp_get_max_threads()}")
+        return _real(*args, **kwargs)
+
+    faiss.knn = knn
+    cover = (catalog / "images" / "alb-001.png").read_bytes()
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (160, 160, 3), np.uint8))
+    noise.save(data.parent / "noise.png")
+    for image in (cover, (data.parent / "noise.png").read_bytes()) * 2:
         assert c.post("/identify", files={"image": ("c.png", image)}).status_code == 200
 print("DEFAULT", faiss.omp_get_max_threads(), "SEEN", *seen)
 """
@@ -56,5 +68,6 @@ def test_faiss_uses_one_thread_in_request_threads(catalog_dir: Path, tiny_model:
     default = int(words[words.index("DEFAULT") + 1])
     seen = words[words.index("SEEN") + 1 :]
     assert default == 3  # the environment really sets the process default here
-    # Both indexes were searched, every time with one OpenMP thread.
-    assert set(seen) == {"VectorIndex=1", "DescriptorIndex=1"}, f"FAISS threads seen: {seen}"
+    # Both indexes were searched and candidates verified, every time with one OpenMP thread.
+    assert set(seen) == {"VectorIndex=1", "DescriptorIndex=1", "knn=1"}, \
+        f"FAISS threads seen: {seen}"

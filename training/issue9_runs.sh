@@ -35,3 +35,14 @@ run lite0-pre-wide-sh --arch lite0 --pretrained --budget-minutes "${LITE0_BUDGET
 
 run r18-wide-sh --arch resnet18
 run r50-wide-sh --arch resnet50
+
+# Ablation of the domain randomisation (issue 9 asks for a table, "even if small"): the
+# pretrained Lite0 recipe at a short equal budget, one factor group off per run, against the
+# same recipe with everything on and against the classic synthesis. Compare best.pt's
+# ood_p1 / ood_loose_p1 in log.csv and the OOD-test evaluation (docs/training-plan.md).
+ABL=(--arch lite0 --pretrained --lr 3e-4 --budget-minutes "${ABL_BUDGET:-40}")
+run abl-lite0-wide "${ABL[@]}"
+run abl-lite0-classic "${ABL[@]}" --synth classic
+run abl-lite0-no-framing "${ABL[@]}" --synth-off framing
+run abl-lite0-no-occluders "${ABL[@]}" --synth-off occluders
+run abl-lite0-no-colour "${ABL[@]}" --synth-off colour
