@@ -4,7 +4,7 @@ Speed depends on the graph, not on the weights, so the ResNet50 vs ResNet18 vs L
 times can be measured before (and apart from) their training runs. Needs torch (training
 extras). Then: ``benchmarks/embed_speed.py --model OUT/*/int8.onnx OUT/*/fp32.onnx``.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/arch_onnx.py --out /work/runs/speed resnet18 resnet50 lite0
+    PYTHONPATH=. .venv/bin/python benchmarks/arch_onnx.py --out /tmp/speed resnet18 resnet50 lite0
 """
 
 from __future__ import annotations
