@@ -33,6 +33,11 @@ class FeatureConfig:
     version: int = 1  # bump when extraction code changes its output
 
     @property
+    def query_working_side(self) -> int:
+        """Longer side a query crop is scaled to: its keypoints are at this scale."""
+        return self.query_side or self.side
+
+    @property
     def key(self) -> str:
         return f"{self.kind}-s{self.side}-n{self.max_features}-v{self.version}"
 
@@ -105,8 +110,7 @@ class Extractor:
 
     def query(self, image: Image.Image | np.ndarray) -> LocalFeatures:
         """Points are at the query's working scale (longer side ``query_side or side``)."""
-        c = self.config
-        return self._extract(image, c.query_features, c.query_side or c.side)
+        return self._extract(image, self.config.query_features, self.config.query_working_side)
 
     def _extract(self, image: Image.Image | np.ndarray, n: int, side: int) -> LocalFeatures:
         gray = resize_max_side(to_gray(image), side)

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from service.decision import Calibration
-from service.features import LocalFeatures
+from service.features import FeatureConfig, LocalFeatures
 from service.retrieve import VOTE_WEIGHT, Match, Retriever, accepted
 from service.verify import UNVERIFIED, Verified
 
@@ -62,11 +62,13 @@ def windows(image: Image.Image, grid: int, share: float) -> list[Image.Image]:
     return out
 
 
-def sleeve_quad(h: np.ndarray, image_size: tuple[int, int], side: int) -> np.ndarray | None:
-    """The cover's corners in crop pixels, from a query->cover homography at working scale;
-    None when they do not form a plausible sleeve (not convex, tiny, far outside the crop)."""
+def sleeve_quad(h: np.ndarray, image_size: tuple[int, int], side: int,
+                query_side: int | None = None) -> np.ndarray | None:
+    """The cover's corners in crop pixels, from a query->cover homography between the crop at
+    its working scale (longer side ``query_side``, default ``side``) and the cover's ``side``
+    square; None when they do not form a plausible sleeve (not convex, tiny, far outside)."""
     w, hh = image_size
-    scale = side / max(w, hh)  # the extractor's working scale of the crop
+    scale = (query_side or side) / max(w, hh)  # the extractor's working scale of the crop
     try:
         inv = np.linalg.inv(h)
     except np.linalg.LinAlgError:
@@ -110,13 +112,15 @@ class SecondLook:
     def __init__(self, embed: Embed, config: LooseConfig) -> None:
         self.embed, self.config = embed, config
 
-    def localise(self, image: Image.Image, first: list[Match], side: int
+    def localise(self, image: Image.Image, first: list[Match], features: FeatureConfig
                  ) -> tuple[Match, Image.Image] | None:
         """(the candidate whose homography localises the sleeve, the sleeve rectified)."""
         best = strongest(first, self.config.min_inliers) if self.config.rectify else None
         if best is None or best.evidence.homography is None:
             return None
-        quad = sleeve_quad(best.evidence.homography, image.size, side)
+        side = features.side
+        quad = sleeve_quad(best.evidence.homography, image.size, side,
+                           features.query_working_side)
         return (best, rectify(image, quad, side)) if quad is not None else None
 
     def look(self, r: Retriever, image: Image.Image, vector: np.ndarray, query: LocalFeatures,
@@ -126,7 +130,7 @@ class SecondLook:
 
         ``ranked``: the first pass's ranking; ``first``: the candidates it verified."""
         c = self.config
-        found = self.localise(image, first, r.extractor.config.side)
+        found = self.localise(image, first, r.extractor.config)
         rect = found[1] if found is not None else None
         views = ([rect] if rect is not None else []) + windows(image, c.windows, c.window_share)
         if not views:

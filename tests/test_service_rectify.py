@@ -13,12 +13,14 @@ import pytest
 from PIL import Image
 
 from service.calibrate import Sample, fit, rates, verified_answer
+from service.catalog import Album
 from service.config import Settings
 from service.decision import DEFAULT, Calibration, Evidence, decide
 from service.demo import fake_album, make_cover
 from service.embedder import Embedder
 from service.features import Extractor, FeatureConfig
-from service.rectify import rectify, sleeve_quad, windows
+from service.rectify import LooseConfig, SecondLook, rectify, sleeve_quad, windows
+from service.retrieve import Match
 from service.testing.images import make_catalog, png_bytes
 from service.verify import Verifier
 from tests.conftest import app_client
@@ -52,19 +54,28 @@ def _random_corners(rng: np.random.Generator) -> np.ndarray:
     return square + rng.uniform(-30, 30, (4, 2)).astype(np.float32)
 
 
-def test_homography_localises_and_rectifies_the_sleeve(tiny_model: Path) -> None:
+@pytest.mark.parametrize("query_side", [0, 224])  # 0: crops at the catalog's working side
+def test_homography_localises_and_rectifies_the_sleeve(tiny_model: Path, query_side: int
+                                                        ) -> None:
     rng = np.random.default_rng(0)
     cover = make_cover(rng, *fake_album(rng), size=320)
     corners = np.float32([[80, 50], [350, 90], [340, 340], [60, 370]])
     crop, truth = loose_crop(cover, corners, rng, out=160)
-    extractor, verifier = Extractor(FeatureConfig()), Verifier()
+    features = FeatureConfig(query_side=query_side)
+    extractor, verifier = Extractor(features), Verifier()
     ev = verifier.match(extractor.query(crop), extractor.catalog(cover))
     assert ev.homography is not None and ev.inliers >= 15, ev.inliers
-    quad = sleeve_quad(ev.homography, crop.size, extractor.config.side)
+    album = Album("a", "artist", "title", Path("a.png"))
+    found = SecondLook(Embedder(tiny_model).embed_images, LooseConfig()).localise(
+        crop, [Match(album, 0.5, 0, ev)], features)
+    assert found is not None and found[0].album is album
+    quad = sleeve_quad(ev.homography, crop.size, features.side, features.query_working_side)
     assert quad is not None
     # Within 6 % of the crop's side (measured 7.6 px at most, 3.6 px on average, of 160 px).
     assert np.abs(quad - truth).max() < 0.06 * 160, (quad, truth)
     rectified = rectify(crop, quad, 320)
+    # localise rectifies that same quadrilateral.
+    assert np.abs(np.asarray(found[1], np.int16) - np.asarray(rectified, np.int16)).max() == 0
     assert rectified.size == (320, 320)
     # The rectified sleeve, not the crop around it, is what the cover's embedding resembles.
     embedder = Embedder(tiny_model)
