@@ -118,17 +118,16 @@ class Retriever:
         # happens to be strong must not hide a stronger right one behind it), no votes.
         checked = self._check(query, qf, found[: c.first_k], stop=False)
         cands = found[: c.embed_top_k]
-        t3 = time.perf_counter()
         votes: dict[int, int] = {}
         if not any(self._strong(m.evidence) for m in checked):
+            t3 = time.perf_counter()
             votes = self.albums.descriptors.votes(query)
-            t4 = time.perf_counter()
-            timings["votes"] = (t4 - t3) * 1e3
+            timings["votes"] = (time.perf_counter() - t3) * 1e3
             cands = self._candidates(found, votes)
             seen = {m.album.album_id for m in checked}
             checked += self._check(query, qf, [m for m in cands if m.album.album_id not in seen])
-            t3 += time.perf_counter() - t4  # verification time after the votes
-        timings["verify"] = (t3 - t2) * 1e3
+        # Verification of both passes: everything since the features but the votes.
+        timings["verify"] = (time.perf_counter() - t2) * 1e3 - timings.get("votes", 0.0)
         ranked = self._rank(checked, cands, found, cal)
         again: list[Match] = []
         if self.second is not None and (always_second or not accepted(ranked[0].evidence, cal)):
