@@ -10,6 +10,7 @@ image/jpeg``), ``multipart`` as the form field ``image`` (the original contract)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,8 @@ def body_of(data: bytes, transport: str, content_type: str = "image/jpeg") -> tu
         return content_type.encode(), data
     head = (b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="image"; '
             b'filename="c.jpg"\r\nContent-Type: ' + content_type.encode() + b"\r\n\r\n")
-    return b"multipart/form-data; boundary=" + BOUNDARY, head + data + b"\r\n--" + BOUNDARY + b"--\r\n"
+    tail = b"\r\n--" + BOUNDARY + b"--\r\n"
+    return b"multipart/form-data; boundary=" + BOUNDARY, head + data + tail
 
 
 class LeanClient:
@@ -81,8 +83,6 @@ class LeanClient:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            try:
+            with contextlib.suppress(ConnectionError):
                 await self._writer.wait_closed()
-            except ConnectionError:
-                pass
         self._reader = self._writer = None
