@@ -149,3 +149,18 @@ def test_mid_epoch_checkpoints_resume_at_their_batch(tmp_path: Path) -> None:
     # 4 steps: mid-epoch saves after batches 1-3, then the epoch-end best/last
     assert saves[:3] == [("last.pt", 0, 1), ("last.pt", 0, 2), ("last.pt", 0, 3)]
     assert saves[3:] == [("best.pt", 1, 0), ("last.pt", 1, 0)]
+
+
+def test_init_from_takes_weights_only_and_refuses_another_contract(tmp_path: Path) -> None:
+    """A continuation starts from the source run's weights with a fresh optimiser, step and
+    schedule; a checkpoint of another contract (channels, dim, arch) is refused."""
+    src = Fit(_config(tmp_path / "a", epochs=1))
+    src.run()
+    cont = Fit(_config(tmp_path / "b", epochs=1, init_from=tmp_path / "a" / "run" / "last.pt",
+                       wide_share=1.0, synth="wide"))
+    for p, q in zip(src.model.parameters(), cont.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    assert (cont.epoch, cont.step, cont.best) == (0, 0, -1.0) and cont.views.wide_share == 1.0
+    assert len(cont.run()) == 1 and cont.step == 4  # a whole new epoch under its own schedule
+    with pytest.raises(ValueError, match="channels"):
+        Fit(_config(tmp_path / "c", channels=3, init_from=tmp_path / "a" / "run" / "last.pt"))

@@ -47,6 +47,8 @@ class FitConfig:
     ood_val_per_cover: int = opt(2, "OOD-validation queries per ood_val album and level")
     select_by: str = opt("ood", "checkpoint selection (best.pt): ood | id validation P@1")
     synth: str = opt("wide", "training synthesis: wide (domain randomised) | classic")
+    wide_share: float = opt(0.7, "share of degraded views made by the wide synthesis (the "
+                            "rest keep the classic levels)")
     synth_off: str = opt("", "ablation: comma list of wide-synthesis factors to turn off "
                          "(crops, occluders, light, framing, colour, blur, noise, jpeg)")
     budget_minutes: float | None = opt(None, "anneal the LR over this much training time")
@@ -57,6 +59,8 @@ class FitConfig:
     weights: Path | None = opt(None, "local ImageNet state dict for resnet*; lite0 loads its "
                                "packaged weights with --pretrained")
     pretrained: bool = opt(False, "start from packaged ImageNet weights (lite0)")
+    init_from: Path | None = opt(None, "start from the weights of this checkpoint (same arch, "
+                                 "channels and dim) with a new optimiser and LR schedule")
     resume: bool = opt(True, "resume from <out>/last.pt when present")
     max_steps: int | None = opt(None, "stop after this many steps (smoke runs)")
     # bf16 autocast + channels_last: 2.4x faster steps on this CPU (avx512_bf16), measured

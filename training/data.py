@@ -17,7 +17,7 @@ from training.synth.wide import WideSynth
 # robustness, easy keeps the early epochs learnable.
 LEVEL_MIX = {"easy": 0.25, "medium": 0.45, "hard": 0.3}
 # ``synth="wide"``: this share of the degraded views is domain-randomised (``WideSynth``); the
-# rest keep the classic levels so the target conditions stay well covered.
+# rest keep the classic levels so the target conditions stay well covered (``--wide-share``).
 WIDE_SHARE = 0.7
 
 
@@ -38,6 +38,7 @@ class TrainViews(Dataset[tuple[torch.Tensor, int]]):
         level_mix: dict[str, float] | None = None,
         synth: str = "classic",
         synth_off: frozenset[str] = frozenset(),
+        wide_share: float = WIDE_SHARE,
     ) -> None:
         if synth not in ("classic", "wide"):
             raise ValueError(f"synth must be 'classic' or 'wide', not {synth!r}")
@@ -49,6 +50,7 @@ class TrainViews(Dataset[tuple[torch.Tensor, int]]):
         self.synths = {lv: QuerySynth(lv, hands=hands, work_size=covers[0].shape[0])
                        for lv in self.levels}
         self.wide = WideSynth(hands, covers, synth_off) if synth == "wide" else None
+        self.wide_share = wide_share
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -64,7 +66,7 @@ class TrainViews(Dataset[tuple[torch.Tensor, int]]):
             img = Image.fromarray(cover)
         else:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            if self.wide is not None and rng.random() < WIDE_SHARE:
+            if self.wide is not None and rng.random() < self.wide_share:
                 img = self.wide(cover, rng).image
             else:
                 level = self.levels[int(rng.choice(len(self.levels), p=self.weights))]

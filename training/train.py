@@ -44,7 +44,7 @@ class Fit:
         self.data = fitdata.build(cfg, self.info)
         off = frozenset(f.strip() for f in cfg.synth_off.split(",") if f.strip())
         self.views = TrainViews(self.data.train, cfg.k, self.info, self.data.hands, cfg.seed,
-                                synth=cfg.synth, synth_off=off)
+                                synth=cfg.synth, synth_off=off, wide_share=cfg.wide_share)
         self.sampler = PKSampler(len(self.views.covers), cfg.p, cfg.k, cfg.seed)
         self.model = EmbeddingNet(cfg.arch, cfg.dim, cfg.channels, cfg.weights, cfg.pretrained,
                                   cfg.input_size)
@@ -56,6 +56,8 @@ class Fit:
         self.epoch, self.batch, self.step, self.seconds, self.best = 0, 0, 0, 0.0, -1.0
         if cfg.resume and (cfg.out / "last.pt").exists():
             self._load(cfg.out / "last.pt")
+        elif cfg.init_from is not None:
+            self._init_from(cfg.init_from)
 
     def _load(self, path: Path) -> None:
         ck = torch.load(path, map_location="cpu", weights_only=False)
@@ -70,6 +72,19 @@ class Fit:
         self.best = ck.get("best", -1.0)
         print(f"resumed from {path} at epoch {self.epoch} batch {self.batch}, "
               f"step {self.step}", flush=True)
+
+    def _init_from(self, path: Path) -> None:
+        """Weights of another run's checkpoint as the starting point (a continuation with a new
+        recipe or schedule); only its weights are taken, so optimiser, step and best restart."""
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        saved = ck.get("info") or {}
+        mine = self.info.model_dump(mode="json")
+        for key in ("channels", "embedding_dim", "extra"):
+            if saved.get(key) != mine[key]:
+                raise ValueError(f"{path}: {key} {saved.get(key)!r} does not match this "
+                                 f"config's {mine[key]!r}")
+        self.model.load_state_dict(ck["model"])
+        print(f"initialised from {path} (epoch {ck.get('epoch')})", flush=True)
 
     def _save(self, name: str) -> None:
         ck: dict[str, Any] = {
