@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from benchmarks.lean_client import LeanClient, Reply, body_of
 from service.config import available_cpus
 from service.demo import degrade
 from service.testing.images import make_catalog
@@ -55,32 +56,52 @@ def query_crops(queries: Path, level: str, n: int) -> list[tuple[str, bytes]]:
     return [(r["album_id"], (queries / r["path"]).read_bytes()) for r in rows]
 
 
-async def drive(url: str, crops: list[tuple[str, bytes]], n: int, concurrency: int
+async def drive(url: str, crops: list[tuple[str, bytes]], n: int, concurrency: int,
+                client: str = "httpx", transport: str = "multipart"
                 ) -> tuple[list[float], int, int, float, int]:
     """Send n requests (cycling through crops); returns latencies, top-1 hits, errors, wall s
-    and how many the embedding answered alone (the gate)."""
+    and how many the embedding answered alone (the gate). ``client``: httpx (AsyncClient,
+    multipart only) or lean (``benchmarks/lean_client.py``, one keep-alive socket per worker);
+    ``transport``: multipart (form field ``image``) or raw (the image as the body)."""
     latencies: list[float] = []
     hits = errors = gated = 0
     queue = list(range(n))
+    bodies = [(album_id, body_of(data, transport)) for album_id, data in crops]
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def send(http: httpx.AsyncClient | LeanClient, i: int) -> Reply | httpx.Response:
+        if isinstance(http, LeanClient):
+            ctype, body = bodies[i % len(bodies)][1]
+            return await http.post("/identify", ctype, body)
+        data = crops[i % len(crops)][1]
+        return await http.post(f"{url}/identify", files={"image": ("c.jpg", data, "image/jpeg")})
+
+    async def worker(http: httpx.AsyncClient | LeanClient) -> None:
         nonlocal hits, errors, gated
         while queue:
-            album_id, data = crops[queue.pop() % len(crops)]
+            i = queue.pop()
             start = time.perf_counter()
-            r = await client.post(f"{url}/identify", files={"image": ("c.jpg", data,
-                                                                      "image/jpeg")})
+            r = await send(http, i)
             latencies.append(time.perf_counter() - start)
             if r.status_code != 200:
                 errors += 1
                 continue
             body = r.json()
-            hits += body["matches"][0]["album_id"] == album_id
+            hits += body["matches"][0]["album_id"] == crops[i % len(crops)][0]
             gated += body.get("decided_by") == "embedding"
 
-    async with httpx.AsyncClient(timeout=60) as client:
+    if client == "lean":
+        lean = [LeanClient(url) for _ in range(concurrency)]
         started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        await asyncio.gather(*(worker(c) for c in lean))
+        wall = time.perf_counter() - started
+        for c in lean:
+            await c.close()
+        return latencies, hits, errors, wall, gated
+    if transport != "multipart":
+        raise SystemExit("--client httpx sends multipart only")
+    async with httpx.AsyncClient(timeout=60) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
         return latencies, hits, errors, time.perf_counter() - started, gated
 
 
@@ -99,6 +120,10 @@ def main() -> int:
     p.add_argument("--level", default="medium", help="level of --queries crops to use")
     p.add_argument("--data", type=Path, help="data dir to reuse (warm start; default: temp)")
     p.add_argument("--threads", type=int, default=available_cpus(), help="CRATEWATCH_THREADS")
+    p.add_argument("--client", choices=("httpx", "lean"), default="httpx",
+                   help="httpx AsyncClient, or a lean keep-alive socket client per worker")
+    p.add_argument("--transport", choices=("multipart", "raw"), default="multipart",
+                   help="form field 'image', or the image as the request body (lean only)")
     p.add_argument("--report", type=Path, default=ROOT / "benchmarks" / "reports" / "identify.md")
     args = p.parse_args()
 
@@ -121,15 +146,17 @@ def main() -> int:
         server.start(timeout_s=1800)
         try:
             ready = server.wait_ready()
-            asyncio.run(drive(server.url, crops, min(10, args.requests), 1))  # warm-up
+            mode = (args.client, args.transport)
+            asyncio.run(drive(server.url, crops, min(10, args.requests), 1, *mode))  # warm-up
             lat, hits, errors, wall, gated = asyncio.run(
-                drive(server.url, crops, args.requests, args.concurrency))
+                drive(server.url, crops, args.requests, args.concurrency, *mode))
         finally:
             server.stop()
     ms = np.array(lat) * 1000
     result = {
         "albums": ready.get("albums"), "model": f"{model.name} ({ready.get('model_version')})",
-        "requests": args.requests, "concurrency": args.concurrency, "ort_threads": args.threads,
+        "client": f"{args.client} {args.transport}", "requests": args.requests,
+        "concurrency": args.concurrency, "ort_threads": args.threads,
         "p50_ms": round(float(np.percentile(ms, 50)), 1),
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
         "throughput_rps": round(args.requests / wall, 1), "errors": errors,

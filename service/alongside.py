@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -22,9 +22,11 @@ A = TypeVar("A")
 class Alongside:
     """Counts queries in flight; runs one early job at a time in its own thread."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True,
+                 initializer: Callable[[], None] | None = None) -> None:
         self.enabled = enabled
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="alongside")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="alongside",
+                                        initializer=initializer)
         self._lock = threading.Lock()
         self._inflight = 0
         self.started = 0  # early jobs started (tests, metrics)
@@ -40,6 +42,12 @@ class Alongside:
         finally:
             with self._lock:
                 self._inflight -= 1
+
+    @property
+    def helper(self) -> Executor:
+        """The same thread, for the rest of a query that runs alone (``Retriever.run``): the
+        early job has been waited for or dropped by then, so the two never queue long."""
+        return self._pool
 
     def start(self, fn: Callable[[A], T], arg: A) -> Future[T]:
         self.started += 1

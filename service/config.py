@@ -80,6 +80,8 @@ class Settings(BaseSettings):
         default=3, ge=0, le=50, description="embedding candidates verified before the votes run")
     speculative_features: bool = Field(
         default=True, description="query features alongside the embedding when otherwise idle")
+    parallel_alone: bool = Field(
+        default=True, description="a query alone in flight splits votes/verification on 2 threads")
     second_look: bool = Field(
         default=True, description="look again (rectified sleeve, sub-crops) when none accepted")
     local_features: int = Field(default=500, ge=16, le=4000,

@@ -27,7 +27,7 @@ from service.enrol import Step, run_all_or_nothing, storage_errors
 from service.feature_store import FeatureStore, features_with_store
 from service.features import Extractor, FeatureConfig, LocalFeatures
 from service.imaging import decode_image
-from service.index import recall_at_k
+from service.index import recall_at_k, single_thread_faiss
 from service.metrics import Metrics
 from service.rectify import LooseConfig, SecondLook
 from service.retrieve import Result, RetrievalConfig, Retriever
@@ -70,7 +70,12 @@ class Engine:
         self.extractor = Extractor(FeatureConfig(max_features=settings.local_features,
                                                  query_features=settings.local_query_features,
                                                  query_side=settings.local_query_side))
-        self.alongside = Alongside(settings.speculative_features and settings.rerank)
+        # Work for the idle second core while a query runs alone: its features next to its
+        # embedding (SPECULATIVE_FEATURES), half of its votes and verifications (PARALLEL_ALONE).
+        self.speculative = settings.speculative_features
+        self.parallel_alone = settings.parallel_alone
+        self.alongside = Alongside(settings.rerank and (self.speculative or self.parallel_alone),
+                                   initializer=single_thread_faiss)
         self.catalog = AlbumIndex(1, self._index_config(), local=settings.rerank)
         self.retriever = self._retriever()
 
@@ -82,9 +87,14 @@ class Engine:
 
     def _retriever(self) -> Retriever:
         s = self.settings
-        second = (SecondLook(self.embedder.embed_images, LooseConfig())
+        loose = LooseConfig()
+        second = (SecondLook(self.embedder.embed_images, loose)
                   if self.embedder is not None and s.second_look else None)
-        return Retriever(self.catalog, self.extractor, Verifier(self.extractor.config.side),
+        # Verification skips RANSAC below the fewest inliers any rule reads (see Verifier).
+        rules = [loose.min_inliers, self.calibration.accept_inliers]
+        rules += [s.rerank_accept_inliers] if s.rerank_accept_inliers else []
+        verifier = Verifier(self.extractor.config.side, min_matches=min(rules))
+        return Retriever(self.catalog, self.extractor, verifier,
                          RetrievalConfig(s.rerank_top_k, s.vote_top_k, s.rerank_accept_inliers,
                                          s.rerank_stop_coverage, s.rerank_first_k, s.rerank),
                          second)
@@ -249,12 +259,14 @@ class Engine:
             image, _ = decode_image(data, self.settings.max_image_pixels)
             t1 = time.perf_counter()
             # Query features start now (next to the embedding) only on an otherwise idle engine.
-            pending = self.alongside.start(self.retriever.extractor.query, image) if early \
+            pending = self.alongside.start(self.retriever.extractor.query, image) \
+                if early and self.speculative \
                 else None
             vector = self.embedder.embed_images([image])
             timings.update(decode=(t1 - t0) * 1e3, embed=(time.perf_counter() - t1) * 1e3)
+            helper = self.alongside.helper if early and self.parallel_alone else None
             return self.retriever.run(image, vector, k, cal, timings, pending,
-                                      always_second)
+                                      always_second, helper)
 
     def add(self, data: bytes, album_id: str | None, artist: str, title: str,
             metadata: dict[str, str]) -> Album:

@@ -21,6 +21,7 @@ live in its 320 px working frame.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 
 import cv2
@@ -29,7 +30,7 @@ from PIL import Image
 
 from service.decision import Calibration
 from service.features import FeatureConfig, LocalFeatures
-from service.retrieve import VOTE_WEIGHT, Match, Retriever, accepted
+from service.retrieve import VOTE_WEIGHT, Match, Retriever, accepted, in_order
 from service.verify import UNVERIFIED, Verified
 
 Embed = Callable[[list[Image.Image]], np.ndarray]
@@ -124,33 +125,43 @@ class SecondLook:
         return (best, rectify(image, quad, side)) if quad is not None else None
 
     def look(self, r: Retriever, image: Image.Image, vector: np.ndarray, query: LocalFeatures,
-             ranked: list[Match], first: list[Match], votes: dict[int, int], cal: Calibration
-             ) -> tuple[list[Match], list[Match]]:
+             ranked: list[Match], first: list[Match], votes: dict[int, int], cal: Calibration,
+             helper: Executor | None = None) -> tuple[list[Match], list[Match]]:
         """(new ranking, candidates verified again or anew in this pass).
 
-        ``ranked``: the first pass's ranking; ``first``: the candidates it verified."""
+        ``ranked``: the first pass's ranking; ``first``: the candidates it verified;
+        ``helper``: an idle thread (see ``Retriever.run``): the rectified sleeve's features
+        are extracted there while the views are embedded, and it takes every other
+        verification."""
         c = self.config
         found = self.localise(image, first, r.extractor.config)
         rect = found[1] if found is not None else None
         views = ([rect] if rect is not None else []) + windows(image, c.windows, c.window_share)
         if not views:
             return ranked, []
+        early = helper.submit(r.extractor.query, rect) if helper and rect is not None else None
         vecs = np.vstack([vector.reshape(1, -1), self.embed(views)])
         done = {m.album.album_id for m in first}
         new = [a for a in _by_cosine(r, vecs[1:]) if a not in done][: c.top_k]
-        rect_feats = r.extractor.query(rect) if rect is not None else None
+        rect_feats = (early.result() if early is not None
+                      else r.extractor.query(rect) if rect is not None else None)
         by_id = {m.album.album_id: m for m in ranked}
-        checked: list[Match] = []
-        for aid in [m.album.album_id for m in first] + new:
-            album, prior = r.albums.albums.get(aid), by_id.get(aid)
-            if album is None:
-                continue
-            again = prior is not None and aid in done
-            evs = [prior.evidence] if prior is not None and again else [_verify(r, aid, query)]
+        aids = [a for a in [m.album.album_id for m in first] + new if a in r.albums.albums]
+
+        def evidence(aid: str) -> Verified:
+            prior = by_id.get(aid)
+            evs = [prior.evidence] if prior is not None and aid in done else [
+                _verify(r, aid, query)]
             if rect_feats is not None:
                 evs.append(_verify(r, aid, rect_feats))
-            m = Match(album, prior.score if prior else -1.0, _votes(r, aid, votes),
-                      max(evs, key=lambda e: e.inliers))
+            return max(evs, key=lambda e: e.inliers)
+
+        checked: list[Match] = []
+        for aid, ev in zip(aids, in_order(evidence, aids, helper), strict=True):
+            album, prior = r.albums.albums.get(aid), by_id.get(aid)
+            if album is None:  # deleted meanwhile
+                continue
+            m = Match(album, prior.score if prior else -1.0, _votes(r, aid, votes), ev)
             if found is not None and aid == found[0].album.album_id:
                 m = replace(m, rect_cosine=_cosine(r, vecs[1], aid))
             checked.append(m)

@@ -19,9 +19,10 @@ only when that first look finds none (benchmarks/stages.py measures the split).
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -35,6 +36,8 @@ from service.verify import UNVERIFIED, Verified, Verifier
 if TYPE_CHECKING:
     from service.rectify import SecondLook
 
+T = TypeVar("T")
+R = TypeVar("R")
 VOTE_WEIGHT = 0.3  # a cover with the most votes gains this much cosine in the fused order
 
 
@@ -94,10 +97,12 @@ class Retriever:
 
     def run(self, image: Image.Image, vector: np.ndarray, k: int, cal: Calibration,
             timings: dict[str, float], pending: Future[LocalFeatures] | None = None,
-            always_second: bool = False) -> Result:
+            always_second: bool = False, helper: Executor | None = None) -> Result:
         """``pending``: the query's local features already being computed (alongside the
         embedding); dropped when the gate answers, else waited for. ``always_second``: run
-        the second look even after an accepted first pass (calibration replays it)."""
+        the second look even after an accepted first pass (calibration replays it).
+        ``helper``: an idle thread (the engine has no other query in flight) that takes half
+        of the votes' searches and every other verification; the result is the same."""
         c = self.config
         t0 = time.perf_counter()
         found = self.embedding_matches(vector, max(k, c.embed_top_k) + 1)
@@ -116,16 +121,17 @@ class Retriever:
         qf = query.float_desc()
         # First look: the embedding's own first candidates, all of them (a wrong one that
         # happens to be strong must not hide a stronger right one behind it), no votes.
-        checked = self._check(query, qf, found[: c.first_k], stop=False)
+        checked = self._check(query, qf, found[: c.first_k], stop=False, helper=helper)
         cands = found[: c.embed_top_k]
         votes: dict[int, int] = {}
         if not any(self._strong(m.evidence) for m in checked):
             t3 = time.perf_counter()
-            votes = self.albums.descriptors.votes(query)
+            votes = self.albums.descriptors.votes(query, helper)
             timings["votes"] = (time.perf_counter() - t3) * 1e3
             cands = self._candidates(found, votes)
             seen = {m.album.album_id for m in checked}
-            checked += self._check(query, qf, [m for m in cands if m.album.album_id not in seen])
+            checked += self._check(query, qf, [m for m in cands if m.album.album_id not in seen],
+                                   helper=helper)
         # Verification of both passes: everything since the features but the votes.
         timings["verify"] = (time.perf_counter() - t2) * 1e3 - timings.get("votes", 0.0)
         ranked = self._rank(checked, cands, found, cal)
@@ -133,7 +139,7 @@ class Retriever:
         if self.second is not None and (always_second or not accepted(ranked[0].evidence, cal)):
             t5 = time.perf_counter()
             ranked, again = self.second.look(self, image, vector, query, ranked, checked, votes,
-                                            cal)
+                                            cal, helper)
             timings["second"] = (time.perf_counter() - t5) * 1e3
         return Result(ranked[:k], decide(cal, _evidence(ranked, score, margin, True)), timings,
                       first, score, margin, checked, again)
@@ -162,18 +168,18 @@ class Retriever:
             and ev.coverage >= c.stop_coverage
 
     def _check(self, query: LocalFeatures, qf: np.ndarray, cands: list[Match],
-               stop: bool = True) -> list[Match]:
+               stop: bool = True, helper: Executor | None = None) -> list[Match]:
         """Verify these candidates in order, up to and including the first strong one
         (``stop``), else all of them."""
-        checked: list[Match] = []
-        for m in cands:
+
+        def verify(m: Match) -> Match:
             iid = self.albums.iid_of(m.album.album_id)
             feats = self.albums.features.get(iid) if iid is not None else None
             ev = self.verifier.match(query, feats, qf) if feats is not None else UNVERIFIED
-            checked.append(Match(m.album, m.score, m.votes, ev))
-            if stop and self._strong(ev):
-                break
-        return checked
+            return Match(m.album, m.score, m.votes, ev)
+
+        return in_order(verify, cands, helper, (lambda m: self._strong(m.evidence)) if stop
+                        else None)
 
     def _rank(self, checked: list[Match], cands: list[Match], found: list[Match],
               cal: Calibration) -> list[Match]:
@@ -185,6 +191,27 @@ class Retriever:
         rest = [m for m in pool if not accepted(m.evidence, cal)]
         seen = {m.album.album_id for m in pool}
         return sure + rest + [m for m in found if m.album.album_id not in seen]
+
+
+def in_order(fn: Callable[[T], R], items: Sequence[T], helper: Executor | None = None,
+             stop: Callable[[R], bool] | None = None) -> list[R]:
+    """``[fn(x) for x in items]``, ended after the first result ``stop`` accepts. With a
+    ``helper`` thread two items run at once (the second there); results past the stopping one
+    are dropped, so the list is the one a plain loop gives. Verification (FAISS, OpenCV)
+    releases the GIL, so the pair uses both cores of an otherwise idle engine."""
+    out: list[R] = []
+    for i in range(0, len(items), 2 if helper is not None else 1):
+        later = helper.submit(fn, items[i + 1]) if helper and i + 1 < len(items) else None
+        out.append(fn(items[i]))
+        if stop is not None and stop(out[-1]):
+            if later is not None:
+                later.cancel()  # may be running already: its result is ignored
+            break
+        if later is not None:
+            out.append(later.result())
+            if stop is not None and stop(out[-1]):
+                break
+    return out
 
 
 def accepted(ev: Verified, cal: Calibration) -> bool:

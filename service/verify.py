@@ -48,8 +48,14 @@ class Verifier:
     and the ratio test stays in numpy instead of a Python loop over ``DMatch`` objects.
     """
 
-    def __init__(self, side: int = 320, ratio: float = 0.8, ransac_px: float = 5.0) -> None:
+    def __init__(self, side: int = 320, ratio: float = 0.8, ransac_px: float = 5.0,
+                 min_matches: int = 4) -> None:
         self.side, self.ratio, self.ransac_px = side, ratio, ransac_px
+        # Fewer ratio-test matches than this: not verified, no RANSAC. A homography needs 4;
+        # the engine raises it to the fewest inliers any rule reads (6: the second look's
+        # localisation), since RANSAC over 4-5 matches that do not agree runs all its 2,000
+        # iterations (5-10 ms each on the stress set's tail crops) to report at most 5.
+        self.min_matches = max(4, min_matches)
 
     def match(self, q: LocalFeatures, c: LocalFeatures, q_float: np.ndarray | None = None
               ) -> Verified:
@@ -60,7 +66,7 @@ class Verifier:
         dist, idx = faiss.knn(qd, c.float_desc(), 2)
         # Squared L2 distances: the ratio is squared too.
         good = dist[:, 0] < self.ratio**2 * dist[:, 1]
-        if int(good.sum()) < 4:
+        if int(good.sum()) < self.min_matches:
             return UNVERIFIED
         src = q.points[good].reshape(-1, 1, 2)
         dst = c.points[idx[good, 0]].reshape(-1, 1, 2)

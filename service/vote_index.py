@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
+from concurrent.futures import Executor
 from pathlib import Path
 
 import faiss
@@ -21,10 +21,12 @@ import numpy as np
 
 from service.descriptor_state import write_state
 from service.features import DIM, LocalFeatures
+from service.rwlock import ReadWriteLock
 
 log = logging.getLogger(__name__)
 
 HIDDEN_REBUILD_SHARE = 0.2  # indexes that cannot remove rebuild once this share is hidden
+SPLIT_MIN = 32  # descriptors per half worth a second thread
 
 
 class DescriptorIndex:
@@ -38,7 +40,7 @@ class DescriptorIndex:
         # descriptors) is most of a warm restart's time, and the lists need not change when a
         # few covers do.
         self.trained = trained
-        self._lock = threading.Lock()
+        self._lock = ReadWriteLock()  # searches share it; changes are exclusive
         self._ranges: dict[int, tuple[int, int]] = {}  # album iid -> [start, stop) descriptor ids
         self._owner = np.zeros(0, dtype=np.int64)  # descriptor id -> album iid (-1: removed)
         self._next = 0
@@ -83,7 +85,7 @@ class DescriptorIndex:
 
     def build(self, items: list[tuple[int, LocalFeatures]]) -> None:
         """Replace the index with these albums' descriptors (startup, or a rebuild)."""
-        with self._lock:
+        with self._lock.write():
             total = sum(len(f) for _, f in items)
             kind = "Flat" if total <= self.exact_limit else self.factory
             train = _sample([f.float_desc() for _, f in items if len(f)], 100_000)
@@ -100,7 +102,7 @@ class DescriptorIndex:
         return int(self._index.ntotal) - self._hidden
 
     def add(self, iid: int, feats: LocalFeatures) -> None:
-        with self._lock:
+        with self._lock.write():
             self._add_locked(iid, feats)
 
     def _add_locked(self, iid: int, feats: LocalFeatures) -> None:
@@ -120,7 +122,7 @@ class DescriptorIndex:
 
     def remove(self, iid: int) -> bool:
         """Forget an album's descriptors; True when the index asks for a rebuild."""
-        with self._lock:
+        with self._lock.write():
             span = self._ranges.pop(iid, None)
             if span is None:
                 return False
@@ -151,7 +153,7 @@ class DescriptorIndex:
         owner = np.full(next_id, -1, dtype=np.int64)
         for iid, (start, stop) in ranges.items():
             owner[start:stop] = iid
-        with self._lock:
+        with self._lock.write():
             self._index, self.kind, self._ranges = index, kind, dict(ranges)
             self._owner, self._next, self._hidden = owner, next_id, hidden
             self.version += 1
@@ -160,25 +162,39 @@ class DescriptorIndex:
     def saved(self, names: dict[int, tuple[str, str]], directory: Path, stem: str) -> None:
         """Write the filled index and its ranges by (album id, sha256) (see
         service/descriptor_state.py); under the lock, so the file is one consistent state."""
-        with self._lock:
+        with self._lock.read():
             spans = {names[i][0]: (names[i][1], s, e) for i, (s, e) in self._ranges.items()
                      if i in names}
             write_state(directory, stem, self._index, self.kind, spans, self._next)
 
     def search(self, query: LocalFeatures, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
         """(distances, owners): each query descriptor's k nearest catalog descriptors' albums."""
-        if len(query) == 0:
+        return self._search_rows(query.float_desc(), k)
+
+    def _search_rows(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(rows) == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        with self._lock:
+        with self._lock.read():
             if self._index.ntotal == 0:
                 return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-            dist, ids = self._index.search(query.float_desc(), k)
+            dist, ids = self._index.search(rows, k)
             owners = np.where(ids >= 0, self._owner[np.clip(ids, 0, None)], -1)
         return dist, owners
 
-    def votes(self, query: LocalFeatures) -> dict[int, int]:
-        """Album iid -> descriptors of the query that vote for it (ratio test across albums)."""
-        dist, owners = self.search(query, 2)
+    def votes(self, query: LocalFeatures, helper: Executor | None = None) -> dict[int, int]:
+        """Album iid -> descriptors of the query that vote for it (ratio test across albums).
+
+        ``helper``: an idle thread that searches half of the descriptors meanwhile (FAISS
+        releases the GIL; each descriptor's neighbours do not depend on the others)."""
+        rows = query.float_desc()
+        if helper is not None and len(rows) >= 2 * SPLIT_MIN:
+            half = len(rows) // 2
+            later = helper.submit(self._search_rows, rows[half:], 2)
+            d1, o1 = self._search_rows(rows[:half], 2)
+            d2, o2 = later.result()
+            dist, owners = np.concatenate([d1, d2]), np.concatenate([o1, o2])
+        else:
+            dist, owners = self._search_rows(rows, 2)
         if len(owners) == 0:
             return {}
         first = owners[:, 0]

@@ -1,21 +1,31 @@
-"""POST /identify: which album is in this crop? With ``camera``, also record a sighting."""
+"""POST /identify: which album is in this crop? With ``camera``, also record a sighting.
+
+Two ways to send the crop, one handler: the multipart form field ``image`` (the documented
+contract) or the image itself as the request body (``Content-Type: image/*`` or
+``application/octet-stream``, parameters in the query string). The raw body skips the form
+parser and the client's multipart encoding: a camera client posting one crop needs neither.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi.routing import APIRoute
+from starlette.responses import Response
 
 from service.analytics.sales_csv import parse_time
 from service.api.deps import EngineDep, SettingsDep, get_analytics, require_api_key, run_blocking
 from service.api.schemas import ErrorOut, IdentifyResponse
-
-router = APIRouter(tags=["identify"])
+from service.config import Settings
+from service.engine import Engine
 
 CAMERA_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+RAW_TYPES = ("image/", "application/octet-stream")
 ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorOut, "description": "malformed multipart body"},
     401: {"model": ErrorOut, "description": "camera given without the API key (when one is set)"},
@@ -23,9 +33,19 @@ ERRORS: dict[int | str, dict[str, object]] = {
     422: {"model": ErrorOut, "description": "not a usable image, or bad parameters"},
     503: {"model": ErrorOut, "description": "loading, too many requests, or analytics down"},
 }
+# The raw body, documented next to the multipart form that FastAPI derives from the signature.
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+RAW_BODY_DOC = {"requestBody": {"content": {
+    "image/jpeg": _BINARY, "image/png": _BINARY, "image/webp": _BINARY,
+    "application/octet-stream": _BINARY}}}
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-@router.post("/identify", response_model=IdentifyResponse, responses=ERRORS)
+def is_raw(content_type: str | None) -> bool:
+    """Whether a request's body is the image itself rather than a form."""
+    return (content_type or "").strip().lower().startswith(RAW_TYPES)
+
+
 async def identify(
     request: Request,
     settings: SettingsDep,
@@ -38,16 +58,41 @@ async def identify(
         description="ISO 8601 with offset; default now")] = None,
     x_api_key: Annotated[str | None, Header(
         description="required with camera when an API key is set")] = None,
-) -> IdentifyResponse:
-    """Identify the album in an image: best matches first, with scores and stage timings."""
+) -> Response:
+    """Identify the album in an image: best matches first, with scores and stage timings.
+
+    The crop is the multipart field ``image``, or the whole request body when its
+    ``Content-Type`` is ``image/*`` or ``application/octet-stream`` (then ``camera`` and
+    ``captured_at`` are query parameters)."""
+    # FastAPI has read the whole body before this runs: only complete uploads take a slot.
+    return await _answer(request, settings, engine, image.read, k, camera, captured_at,
+                         x_api_key)
+
+
+async def identify_raw(
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    k: Annotated[int, Query(ge=1, le=50)] = 5,
+    camera: Annotated[str | None, Query()] = None,
+    captured_at: Annotated[str | None, Query()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The raw-body form of ``identify`` (dispatched by ``ImageBodyRoute``)."""
+    return await _answer(request, settings, engine, request.body, k, camera, captured_at,
+                         x_api_key)
+
+
+async def _answer(request: Request, settings: Settings, engine: Engine,
+                  read: Callable[[], Coroutine[Any, Any, bytes]], k: int, camera: str | None,
+                  captured_at: str | None, x_api_key: str | None) -> Response:
     if camera is not None:
         require_api_key(settings, x_api_key)  # a sighting is business data
     when = _sighting_time(camera, captured_at, settings.zone)
     if camera is not None:
         analytics = await get_analytics(request)  # 503 before the work, not after
-    # FastAPI has read the whole body before this runs: only complete uploads take a slot.
+    data = await read()  # the whole body, before a slot is taken
     with request.app.state.admission.admit():
-        data = await image.read()
         result: dict[str, Any] = await run_blocking(request, engine.identify, data, k)
     request.app.state.metrics.identifications.inc()
     album_id = result.get("identified")
@@ -58,7 +103,33 @@ async def identify(
         request.app.state.metrics.sightings.inc()
         if new_browse:
             request.app.state.metrics.browses.inc()
-    return IdentifyResponse.model_validate(result)
+    # Validated once and serialised by pydantic-core; returning the model would make FastAPI
+    # dump, validate and encode it again (response_model still documents it).
+    body = IdentifyResponse.model_validate(result).model_dump_json()
+    return Response(body, media_type="application/json")
+
+
+class ImageBodyRoute(APIRoute):
+    """A route that hands raw-image bodies to ``identify_raw`` and forms to its own endpoint.
+
+    One path, one route template for metrics, one OpenAPI operation (the form, plus the raw
+    content types from ``RAW_BODY_DOC``); both handlers validate parameters and answer errors
+    the FastAPI way."""
+
+    def get_route_handler(self) -> Handler:
+        form: Handler = super().get_route_handler()
+        raw: Handler = APIRoute(self.path, identify_raw, methods=["POST"],
+                                response_model=None).get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            return await (raw if is_raw(request.headers.get("content-type")) else form)(request)
+
+        return handler
+
+
+router = APIRouter(tags=["identify"], route_class=ImageBodyRoute)
+router.add_api_route("/identify", identify, methods=["POST"], response_model=IdentifyResponse,
+                     responses=ERRORS, openapi_extra=RAW_BODY_DOC)
 
 
 def _sighting_time(camera: str | None, captured_at: str | None, zone: ZoneInfo) -> datetime:
