@@ -6,7 +6,8 @@ per-query factors (colour vs grey, occluders, background, tilt), for one or more
         --model models/cratewatch-embedder.onnx --model /work/runs/final/lite0-pre-wide-sh/fp32/m.onnx
 
 Ranks exactly as `cratewatch-train eval` does (``training.evaluate.evaluate``) and writes a
-markdown report (default benchmarks/reports/ood-breakdown.md).
+markdown report (default benchmarks/reports/ood-breakdown.md; the committed one is
+ood-breakdown-medium.md).
 """
 
 from __future__ import annotations
