@@ -155,3 +155,41 @@ def test_a_grey_model_keeps_no_grey_index(make_settings: Callable[..., Settings]
         got = _identify(c, _grey_png((catalog_dir / "images" / "alb-002.png").read_bytes()))
         assert got["view"] == "colour" and got["matches"][0]["album_id"] == "alb-002"
     assert _cache_rows(settings.data) == 30
+
+
+# ---------------------------------------------------------------- offline evaluation
+def _query_set(root: Path, catalog: Path, picks: list[tuple[str, bool]]) -> Path:
+    """queries.csv + images: each pick is (album id, as a grey camera frame)."""
+    (root / "images").mkdir(parents=True)
+    lines = ["path,album_id,level"]
+    for n, (album_id, grey) in enumerate(picks):
+        data = (catalog / "images" / f"{album_id}.png").read_bytes()
+        (root / "images" / f"q{n}.png").write_bytes(_grey_png(data) if grey else data)
+        lines.append(f"images/q{n}.png,{album_id},{'hard' if grey else 'easy'}")
+    (root / "queries.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_offline_eval_ranks_like_the_service(rgb_model: Path, twin_catalog: Path,
+                                             tmp_path: Path) -> None:
+    from training.cli import main
+    from training.evaluate import evaluate
+
+    picks = [(TWIN_OF, True), ("alb-001", True), ("alb-005", False), ("alb-008", False)]
+    queries = _query_set(tmp_path / "q", twin_catalog, picks)
+    on = evaluate(rgb_model, twin_catalog, queries, threads=1)
+    off = evaluate(rgb_model, twin_catalog, queries, threads=1, grey_views=False)
+    assert on.grey == [True, True, False, False] and off.grey is None
+    assert on.ranked[0][0] == TWIN_OF and off.ranked[0][0] == "twin"
+    for grey_views, res in ((True, on), (False, off)):
+        settings = _settings(rgb_model, twin_catalog, tmp_path / f"d{grey_views}", rerank=False,
+                             grey_views=grey_views)
+        with app_client(settings) as c:  # the service's embedding ranking, query by query
+            served = [[m["album_id"] for m in c.post(
+                "/identify?k=5", files={"image": ("q.png", (queries / f"images/q{n}.png")
+                                        .read_bytes(), "image/png")}).json()["matches"]]
+                for n in range(len(picks))]
+        assert served == res.ranked
+    main(["eval", "--model", str(rgb_model), "--catalog", str(twin_catalog), "--queries",
+          str(queries), "--out", str(tmp_path / "rep"), "--threads", "1", "--grey-views", "off"])
+    assert "Grey views: off" in (tmp_path / "rep" / "report.md").read_text()
