@@ -146,6 +146,21 @@ def test_enrol_delete_and_restart_keep_both_views(rgb_model: Path, catalog_dir: 
     assert _cache_rows(settings.data) == 62
 
 
+def test_a_failed_enrolment_leaves_neither_view(rgb_model: Path, catalog_dir: Path,
+                                                tmp_path: Path) -> None:
+    from tests.test_integrity_enrol import write_locked
+
+    settings = _settings(rgb_model, catalog_dir, tmp_path / "data")
+    cover = new_cover_png(8)
+    with app_client(settings) as c:
+        index = c.app.state.engine.catalog  # type: ignore[attr-defined]
+        with write_locked(settings.data / "albums.sqlite3"):  # the commit point fails: 503
+            assert add_album(c, "locked-1", cover)[0] == 503
+        assert index.grey.ntotal == index.vectors.ntotal == 30
+        got = _identify(c, _grey_png(cover))
+        assert got["view"] == "grey" and got["matches"][0]["score"] < 0.9999
+
+
 def test_a_grey_model_keeps_no_grey_index(make_settings: Callable[..., Settings],
                                           catalog_dir: Path) -> None:
     settings = make_settings()
