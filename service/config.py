@@ -80,8 +80,6 @@ class Settings(BaseSettings):
         default=3, ge=0, le=50, description="embedding candidates verified before the votes run")
     speculative_features: bool = Field(
         default=True, description="query features alongside the embedding when otherwise idle")
-    narrow_embed: bool = Field(
-        default=True, description="embed on one thread while the query's RootSIFT runs alongside")
     parallel_alone: bool = Field(
         default=True, description="a query alone in flight splits votes/verification on 2 threads")
     second_look: bool = Field(

@@ -15,16 +15,9 @@ from service.preprocess import batch_inputs
 class Embedder:
     """Wraps one ONNX model and its sidecar. Thread-safe: ORT sessions allow concurrent ``run``."""
 
-    def __init__(self, model_path: Path, threads: int = 1, spinning: bool = True,
-                 narrow: bool = False) -> None:
+    def __init__(self, model_path: Path, threads: int = 1, spinning: bool = True) -> None:
         self.path = Path(model_path)
         self.info = ModelInfo.for_model(self.path)
-        self._session = self._open(threads, spinning)
-        # A one-thread session for a query whose RootSIFT runs next to its embedding
-        # (``service/alongside.py``): the extraction then keeps a core to itself.
-        self._narrow = self._open(1, spinning) if narrow and threads > 1 else self._session
-
-    def _open(self, threads: int, spinning: bool) -> ort.InferenceSession:
         opts = ort.SessionOptions()
         # Explicit thread counts: ORT's default is the host's core count, which oversubscribes
         # a container limited to fewer CPUs.
@@ -36,8 +29,9 @@ class Embedder:
             # ms of CPU per stress crop at 2 queries at once, 21 -> 36 crops/s).
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(str(self.path), sess_options=opts,
-                                    providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
 
     @property
     def dim(self) -> int:
@@ -47,17 +41,15 @@ class Embedder:
     def version(self) -> str:
         return self.info.version
 
-    def embed_array(self, batch: np.ndarray, narrow: bool = False) -> np.ndarray:
-        """Embed a preprocessed ``(N, C, S, S)`` batch; rows come back L2-normalised.
-        ``narrow``: on one thread (the one-thread session, when there is one)."""
-        session = self._narrow if narrow else self._session
-        out = session.run([self.info.output_name], {self.info.input_name: batch})[0]
+    def embed_array(self, batch: np.ndarray) -> np.ndarray:
+        """Embed a preprocessed ``(N, C, S, S)`` batch; rows come back L2-normalised."""
+        out = self._session.run([self.info.output_name], {self.info.input_name: batch})[0]
         out = np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
-    def embed_images(self, images: list[Image.Image], narrow: bool = False) -> np.ndarray:
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         """Preprocess with the sidecar's settings and embed."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.embed_array(batch_inputs(images, self.info), narrow)
+        return self.embed_array(batch_inputs(images, self.info))

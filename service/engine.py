@@ -143,8 +143,7 @@ class Engine:
         # while an OpenMP team of 2 on a busy CPU waits at its barrier (p90 0.014 -> 8 ms
         # measured on 990 vectors). Parallelism comes from concurrent requests instead.
         faiss.omp_set_num_threads(1)
-        embedder = self.embedder = Embedder(s.model, threads=s.threads, spinning=s.ort_spinning,
-                                            narrow=s.narrow_embed and s.speculative_features)
+        embedder = self.embedder = Embedder(s.model, threads=s.threads, spinning=s.ort_spinning)
         info = embedder.info
         self.metrics.model_info.labels(
             name=info.name, version=info.version, input_size=str(info.input_size),
@@ -263,7 +262,7 @@ class Engine:
             pending = self.alongside.start(self.retriever.extractor.query, image) \
                 if early and self.speculative \
                 else None
-            vector = self.embedder.embed_images([image], narrow=pending is not None)
+            vector = self.embedder.embed_images([image])
             timings.update(decode=(t1 - t0) * 1e3, embed=(time.perf_counter() - t1) * 1e3)
             helper = self.alongside.helper if early and self.parallel_alone else None
             return self.retriever.run(image, vector, k, cal, timings, pending,

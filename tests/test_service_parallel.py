@@ -19,7 +19,6 @@ from PIL import Image
 from service.config import Settings
 from service.decision import DEFAULT
 from service.demo import fake_album, make_cover
-from service.embedder import Embedder
 from service.features import DIM, Extractor, FeatureConfig, LocalFeatures
 from service.retrieve import RetrievalConfig, in_order
 from service.rwlock import ReadWriteLock
@@ -177,18 +176,3 @@ def test_engine_answers_the_same_with_and_without_the_idle_core(
         assert {"votes", "second"} <= stages
     assert answers[0] == answers[1]
     assert Settings().parallel_alone is True
-
-
-def test_narrow_session_embeds_the_same_on_one_thread(tiny_model: Path) -> None:
-    images = [make_cover(np.random.default_rng(i), *fake_album(np.random.default_rng(i)), 96)
-              for i in range(3)]
-    e = Embedder(tiny_model, threads=2, spinning=False, narrow=True)
-    assert e._narrow is not e._session
-    assert e._narrow.get_session_options().intra_op_num_threads == 1
-    assert e._session.get_session_options().intra_op_num_threads == 2
-    np.testing.assert_allclose(e.embed_images(images, narrow=True), e.embed_images(images),
-                               atol=1e-5)
-    one = Embedder(tiny_model, threads=1, narrow=True)
-    assert one._narrow is one._session  # nothing to narrow: no second session
-    assert Embedder(tiny_model, threads=2)._narrow is not None
-    assert Settings().narrow_embed is True
