@@ -105,3 +105,15 @@ def test_multi_crop_finds_a_cover_pasted_into_a_loose_crop(
     assert centre.scores["all"]["p@1"] == 1.0  # the 0.65 sub-crop is the cover itself
     img = Image.new("RGB", (100, 80))
     assert sub_crop(img, 0.5, 1.0, 0.0).size == (50, 40)
+
+
+def test_a_missing_or_empty_catalog_is_an_error_not_a_zero_score(
+        setup: tuple[Path, Path, list[dict[str, str]]], tmp_path: Path) -> None:
+    root, model_path, _ = setup
+    from training.evaluate import evaluate
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        evaluate(model_path, tmp_path / "typo", root / "cat")
+    with pytest.raises(ValueError, match="no albums.csv and no cover images"):
+        evaluate(model_path, tmp_path / "empty", root / "cat")

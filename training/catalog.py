@@ -26,7 +26,12 @@ def load_catalog(catalog_dir: Path) -> list[Cover]:
         # The service's own parser and row checks: offline evaluation ranks the same albums
         # the live service would load from this catalog.
         return [Cover(a.album_id, a.image_path) for a in read_service_catalog(catalog_dir).albums]
+    # A mistyped path must not evaluate to "P@1 0.000" against an empty catalog.
+    if not catalog_dir.is_dir():
+        raise FileNotFoundError(f"catalog directory {catalog_dir} does not exist")
     files = sorted(p for p in catalog_dir.rglob("*") if p.suffix.lower() in _IMAGE_EXT)
+    if not files:
+        raise ValueError(f"{catalog_dir} has no albums.csv and no cover images")
     return [Cover(p.stem, p) for p in files]
 
 
