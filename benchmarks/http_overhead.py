@@ -1,6 +1,6 @@
 """What the HTTP layer costs per /identify, without the identification itself.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/http_overhead.py --report benchmarks/reports/http-overhead.md
+    PYTHONPATH=. .venv/bin/python benchmarks/http_overhead.py   # writes reports/http-overhead.md
 
 The real app (tiny test embedder, generated covers) through its lifespan, called as an ASGI
 app with no server and no client: the engine's ``identify`` answers a recorded result at once,
