@@ -3,7 +3,8 @@ per-query factors (colour vs grey, occluders, background, tilt), for one or more
 
     PYTHONPATH=. .venv/bin/python benchmarks/ood_breakdown.py --queries /work/runs/ood/ood-test \
         --catalog ../shared/data/covers --distractors /work/runs/ood/distractors \
-        --model models/cratewatch-embedder.onnx --model /work/runs/final/lite0-pre-wide-sh/fp32/m.onnx
+        --model models/cratewatch-embedder.onnx \
+        --model /work/runs/final/lite0-pre-wide-sh/fp32/m.onnx
 
 Ranks exactly as `cratewatch-train eval` does (``training.evaluate.evaluate``) and writes a
 markdown report (default benchmarks/reports/ood-breakdown.md; the committed one is
