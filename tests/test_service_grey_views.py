@@ -194,7 +194,8 @@ def test_offline_eval_ranks_like_the_service(rgb_model: Path, twin_catalog: Path
     queries = _query_set(tmp_path / "q", twin_catalog, picks)
     on = evaluate(rgb_model, twin_catalog, queries, threads=1)
     off = evaluate(rgb_model, twin_catalog, queries, threads=1, grey_views=False)
-    assert on.grey == [True, True, False, False] and off.grey is None
+    assert on.grey == off.grey == [True, True, False, False]
+    assert on.grey_views and not off.grey_views
     assert on.ranked[0][0] == TWIN_OF and off.ranked[0][0] == "twin"
     for grey_views, res in ((True, on), (False, off)):
         settings = _settings(rgb_model, twin_catalog, tmp_path / f"d{grey_views}", rerank=False,

@@ -87,7 +87,8 @@ class EvalResult:
     rows: list[QueryRow]
     n_catalog: int
     covers: list[Cover]  # what was ranked: catalog covers, then any distractors
-    grey: list[bool] | None = None  # per query: ranked against the grey views (None: off)
+    grey: list[bool] | None = None  # per query: classified grey (is_grey)
+    grey_views: bool = False  # the grey ones were ranked against the covers' grey renditions
 
 
 def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2,
@@ -104,7 +105,8 @@ def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2
     vectors = embed_covers(embedder, covers, views=views)
     rows = read_query_set(queries_dir)
     images = load_queries(rows)
-    grey = np.array([GREY_VIEW in views and is_grey(im) for im in images], dtype=bool)
+    classified = np.array([is_grey(im) for im in images], dtype=bool)
+    grey = classified & (GREY_VIEW in views)
     ids = np.full((len(rows), 5), -1, np.int64)
     for view, picked in ((0, ~grey), (len(views) - 1, grey)):
         sel = np.flatnonzero(picked)
@@ -119,7 +121,7 @@ def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2
             ids[sel] = index.search(embed_queries(embedder, part), 5)[1]
     ranked = [[covers[int(j)].album_id for j in row if j >= 0] for row in ids]
     return EvalResult(scores_per_level(ranked, rows), ranked, rows, len(covers), covers,
-                      grey.tolist() if GREY_VIEW in views else None)
+                      classified.tolist(), GREY_VIEW in views)
 
 
 def failure_sheet(res: EvalResult, path: Path, limit: int = 24) -> int:
@@ -164,10 +166,11 @@ def write_report(res: EvalResult, model: Path, queries_dir: Path, out_dir: Path,
 def view_lines(res: EvalResult) -> list[str]:
     """Which queries were ranked against the grey views, and P@1/P@5 of each kind."""
     if res.grey is None:
-        return ["Grey views: off (a grey model, or `--grey-views off`): every query is ranked "
-                "against the covers as they are."]
-    lines = [f"Grey views: on: {sum(res.grey)} of {len(res.rows)} queries classified grey "
-             "(`service.preprocess.is_grey`) were ranked against the covers' grey renditions.",
+        return []
+    how = ("were ranked against the covers' grey renditions" if res.grey_views else
+           "were ranked against the covers as they are (grey views off, or a grey model)")
+    lines = [f"Grey views: {'on' if res.grey_views else 'off'}: {sum(res.grey)} of "
+             f"{len(res.rows)} queries classified grey (`service.preprocess.is_grey`) {how}.",
              "", "| queries | n | P@1 | P@5 |", "|---|---|---|---|"]
     for name, want in (("grey", True), ("colour", False)):
         idx = [i for i, g in enumerate(res.grey) if g == want]
