@@ -43,16 +43,18 @@ def measure(grey: str, args: argparse.Namespace, work: Path) -> dict[str, float 
     seeded_data(args.features_from, data)
     env = {"CRATEWATCH_THREADS": str(args.threads), "CRATEWATCH_GREY_VIEWS": grey}
     server = LiveServer(args.catalog, data, args.model, work / f"logs-{grey}", env=env)
-    server.start(timeout_s=7200)
-    cold = server.wait_ready()
-    server.stop()
-    t0 = time.perf_counter()
-    server.start(wait_ready=False)
-    warm = server.wait_ready(timeout_s=3600)
-    wall = time.perf_counter() - t0
-    assert server.proc is not None
-    rss = rss_mb(server.proc.pid)
-    server.stop()
+    try:
+        server.start(timeout_s=7200)
+        cold = server.wait_ready()
+        server.stop()
+        t0 = time.perf_counter()
+        server.start(wait_ready=False)
+        warm = server.wait_ready(timeout_s=3600)
+        wall = time.perf_counter() - t0
+        assert server.proc is not None
+        rss = rss_mb(server.proc.pid)
+    finally:
+        server.stop()
     return {"grey_views": grey, "albums": str(cold["searchable"]),
             "grey_index": str(cold.get("grey_views", "-")),
             "cold_s": float(str(cold["load_seconds"])), "embedded": str(cold["embedded"]),
