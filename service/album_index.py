@@ -1,9 +1,11 @@
 """The catalog's one home: albums by id, and both search paths kept in step.
 
 ``AlbumIndex`` owns the album map, the internal int64 ids FAISS needs, the embedding index
-(``VectorIndex``), the descriptor index of the local-feature path (``DescriptorIndex``) and
-every searchable cover's local features in memory (uint8, no LRU: a verification never
-decodes a catalog image). Add, remove and rebuild touch both paths under one lock.
+(``VectorIndex``), for an RGB model with grey views a second embedding index of every cover's
+grey rendition (``grey``: grey and IR-night crops are ranked there), the descriptor index of
+the local-feature path (``DescriptorIndex``) and every searchable cover's local features in
+memory (uint8, no LRU: a verification never decodes a catalog image). Add, remove and rebuild
+touch every index under one lock.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class IndexConfig:
     ratio: float = 0.8
     trained_dir: Path | None = None  # where a trained descriptor index is kept (data dir)
     feature_key: str = ""
+    grey_views: bool = False  # a second embedding index of the covers' grey renditions
 
 
 class AlbumIndex:
@@ -52,6 +55,7 @@ class AlbumIndex:
         self._next_id = 0
         self._lock = threading.RLock()
         self.vectors = VectorIndex(dim)
+        self.grey: VectorIndex | None = VectorIndex(dim) if config.grey_views else None
         trained = (config.trained_dir / _trained_name(config.local_index, config.feature_key)
                    if config.trained_dir else None)
         self.descriptors = DescriptorIndex(config.local_index, config.local_exact_limit,
@@ -84,14 +88,24 @@ class AlbumIndex:
             self.same_images.add(album.sha256, album.album_id)
             return iid
 
+    def view(self, grey: bool) -> VectorIndex:
+        """The embedding index a query is ranked in: the grey views for a grey query (when
+        the catalog has them), else the covers as they are."""
+        return self.grey if grey and self.grey is not None else self.vectors
+
     # ------------------------------------------------------------------ both paths
     def build(self, iids: list[int], vectors: np.ndarray,
-              features: list[LocalFeatures | None]) -> None:
-        """Startup: both indexes over these albums (features None: no local features)."""
+              features: list[LocalFeatures | None], grey: np.ndarray | None = None) -> None:
+        """Startup: both paths over these albums (features None: no local features; ``grey``:
+        their grey views' vectors, needed when the index keeps grey views)."""
         c = self.config
+        ids = np.asarray(iids, dtype=np.int64)
         with self._lock:
-            self.vectors = VectorIndex.build(np.asarray(iids, dtype=np.int64), vectors,
-                                             c.exact_search_limit, c.approx_index)
+            self.vectors = VectorIndex.build(ids, vectors, c.exact_search_limit, c.approx_index)
+            if self.grey is not None:
+                if grey is None:
+                    raise ValueError("this catalog keeps grey views: their vectors are needed")
+                self.grey = VectorIndex.build(ids, grey, c.exact_search_limit, c.approx_index)
             if self.local:
                 self.features = {i: f for i, f in zip(iids, features, strict=True)
                                  if f is not None}
@@ -151,11 +165,22 @@ class AlbumIndex:
                 return
             self._saved_version = self.descriptors.version
 
-    def index(self, iid: int, vector: np.ndarray, feats: LocalFeatures | None) -> None:
+    def index(self, iid: int, vector: np.ndarray, feats: LocalFeatures | None,
+              grey: np.ndarray | None = None) -> None:
         """Add one album to both paths (its record may commit later: searches skip ids whose
-        album is not registered yet)."""
+        album is not registered yet); ``grey``: its grey view, needed when the index keeps
+        them."""
         with self._lock:
-            self.vectors.add(np.array([iid]), vector.reshape(1, -1))
+            if self.grey is not None:
+                if grey is None:
+                    raise ValueError("this catalog keeps grey views: the vector is needed")
+                self.grey.add(np.array([iid]), grey.reshape(1, -1))
+            try:
+                self.vectors.add(np.array([iid]), vector.reshape(1, -1))
+            except BaseException:  # all or nothing: no grey view of an album not indexed
+                if self.grey is not None:
+                    self.grey.remove([iid])
+                raise
             if self.local and feats is not None:
                 self.features[iid] = feats
                 self.descriptors.add(iid, feats)
@@ -167,6 +192,10 @@ class AlbumIndex:
             self.vectors.remove([iid])
             if self.vectors.needs_rebuild():
                 self.vectors = self.vectors.rebuilt()
+            if self.grey is not None:
+                self.grey.remove([iid])
+                if self.grey.needs_rebuild():
+                    self.grey = self.grey.rebuilt()
             if self.features.pop(iid, None) is not None and self.descriptors.remove(iid):
                 self.descriptors.build(list(self.features.items()))
 
@@ -185,6 +214,8 @@ class AlbumIndex:
 
     def stats(self) -> dict[str, object]:
         out: dict[str, object] = {"index": self.vectors.kind}
+        if self.grey is not None:
+            out["grey_views"] = self.grey.ntotal
         if self.local:
             out |= {"local_index": self.descriptors.kind, "local_covers": len(self.features),
                     "descriptors": self.descriptors.ntotal,

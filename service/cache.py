@@ -182,6 +182,15 @@ class EmbeddingCache:
             )
 
 
+def view_key(digest: str, view: str) -> str:
+    """Cache key of one view of an image: the plain sha256 for the image itself (so caches
+    written before views existed stay valid), ``<sha256>:<view>`` for a derived rendition."""
+    return f"{digest}:{view}" if view else digest
+
+
+LoadViews = Callable[[list[int], tuple[str, ...]], np.ndarray]
+
+
 def embed_with_cache(
     cache: EmbeddingCache,
     digests: list[str],
@@ -192,21 +201,48 @@ def embed_with_cache(
 
     ``load_batch(indices)`` decodes and embeds the items at those positions.
     """
-    vectors = np.zeros((len(digests), cache.dim), dtype=np.float32)
-    hits = cache.get_many(sorted(set(digests)))
-    missing = [i for i, d in enumerate(digests) if d not in hits]
+    vectors, n = embed_views_with_cache(cache, digests, ("",),
+                                        lambda idx, _views: load_batch(idx)[None], batch_size)
+    return vectors[0], n
+
+
+def embed_views_with_cache(
+    cache: EmbeddingCache, digests: list[str], views: tuple[str, ...], load_batch: LoadViews,
+    batch_size: int,
+) -> tuple[np.ndarray, int]:
+    """Vectors of every view of every digest, ``(len(views), len(digests), dim)``, embedding
+    only the misses; returns (vectors, images embedded in any view).
+
+    ``load_batch(indices, views)`` decodes each item once and embeds the views asked for,
+    ``(len(views), len(indices), dim)``: items missing the same views go together, so a first
+    start decodes each image once, and a cache from before a view existed embeds only it.
+    """
+    vectors = np.zeros((len(views), len(digests), cache.dim), dtype=np.float32)
+    keys = sorted({view_key(d, v) for d in digests for v in views})
+    hits = cache.get_many(keys)
+    wanted: dict[tuple[str, ...], list[int]] = {}
     for i, d in enumerate(digests):
-        if d in hits:
-            vectors[i] = hits[d]
-    if missing:
-        log.info("embedding %d of %d images (%d cached)", len(missing), len(digests),
-                 len(digests) - len(missing))
-    for start in range(0, len(missing), batch_size):
-        idx = missing[start : start + batch_size]
-        out = load_batch(idx)
-        vectors[idx] = out
-        # A zero row marks an undecodable file: never cache it, so a fixed file is retried.
-        cache.put_many([(digests[i], out[j]) for j, i in enumerate(idx) if out[j].any()])
-        done = min(start + batch_size, len(missing))
-        log.info("embedded %d/%d", done, len(missing))
-    return vectors, len(missing)
+        for j, v in enumerate(views):
+            if view_key(d, v) in hits:
+                vectors[j, i] = hits[view_key(d, v)]
+        missing = tuple(v for v in views if view_key(d, v) not in hits)
+        if missing:
+            wanted.setdefault(missing, []).append(i)
+    n_missing = sum(len(idx) for idx in wanted.values())
+    if n_missing:
+        log.info("embedding %d of %d images (%d cached)", n_missing, len(digests),
+                 len(digests) - n_missing)
+    done = 0
+    for group, items in wanted.items():
+        rows = [views.index(v) for v in group]
+        for start in range(0, len(items), batch_size):
+            idx = items[start : start + batch_size]
+            out = load_batch(idx, group)
+            vectors[np.ix_(rows, idx)] = out
+            # A zero row marks an undecodable file: never cache it, so a fixed file is retried.
+            cache.put_many([(view_key(digests[i], v), out[g, n])
+                            for g, v in enumerate(group) for n, i in enumerate(idx)
+                            if out[g, n].any()])
+            done += len(idx)
+            log.info("embedded %d/%d", done, n_missing)
+    return vectors, n_missing

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         default=True, description="a query alone in flight splits votes/verification on 2 threads")
     second_look: bool = Field(
         default=True, description="look again (rectified sleeve, sub-crops) when none accepted")
+    grey_views: bool = Field(
+        default=True, description="RGB models: also embed each cover's grey rendition; grey "
+        "queries (CCTV grey, IR night) are ranked against those")
     local_features: int = Field(default=500, ge=16, le=4000,
                                 description="RootSIFT keypoints kept per catalog cover")
     local_query_features: int = Field(default=500, ge=16, le=4000,

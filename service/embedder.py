@@ -9,7 +9,10 @@ import onnxruntime as ort
 from PIL import Image
 
 from service.modelinfo import ModelInfo
-from service.preprocess import batch_inputs
+from service.preprocess import batch_inputs, grey_rendition
+
+# The catalog's views: the cover as is, and its grey rendition (for grey and IR-night crops).
+COLOUR_VIEW, GREY_VIEW = "", "grey"
 
 
 class Embedder:
@@ -53,3 +56,15 @@ class Embedder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.embed_array(batch_inputs(images, self.info))
+
+    def catalog_views(self, grey_views: bool) -> tuple[str, ...]:
+        """The views every catalog cover is embedded in: a grey rendition only for an RGB
+        model (a grey model already sees every cover in grey) and when ``grey_views``."""
+        return (COLOUR_VIEW, GREY_VIEW) if grey_views and self.info.channels == 3 \
+            else (COLOUR_VIEW,)
+
+    def embed_views(self, images: list[Image.Image], views: tuple[str, ...]) -> np.ndarray:
+        """``(len(views), N, dim)``: the images as they are and/or as their grey renditions,
+        in one run of the model."""
+        batch = [im if v == COLOUR_VIEW else grey_rendition(im) for v in views for im in images]
+        return self.embed_images(batch).reshape(len(views), len(images), self.dim)

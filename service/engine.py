@@ -18,17 +18,18 @@ import numpy as np
 
 from service.album_index import AlbumIndex, IndexConfig
 from service.alongside import Alongside
-from service.cache import EmbeddingCache, SameImages, embed_with_cache, sha256_bytes
+from service.cache import EmbeddingCache, SameImages, embed_views_with_cache, sha256_bytes, view_key
 from service.catalog import Album, load_catalog
 from service.config import Settings
 from service.decision import DEFAULT, Calibration, with_overrides
-from service.embedder import Embedder
+from service.embedder import GREY_VIEW, Embedder
 from service.enrol import Step, run_all_or_nothing, storage_errors
 from service.feature_store import FeatureStore, features_with_store
 from service.features import Extractor, FeatureConfig, LocalFeatures
 from service.imaging import decode_image
 from service.index import recall_at_k, single_thread_faiss
 from service.metrics import Metrics
+from service.preprocess import is_grey
 from service.rectify import LooseConfig, SecondLook
 from service.retrieve import Result, RetrievalConfig, Retriever
 from service.store import AlbumExists, AlbumStore
@@ -64,6 +65,7 @@ class Engine:
         self._closing = threading.Event()
         self.on_ready: Callable[[], None] | None = None  # called once loaded (the READY line)
         self.embedder: Embedder | None = None
+        self.views: tuple[str, ...] = ("",)  # catalog views embedded (see Embedder.catalog_views)
         self.store: AlbumStore | None = None
         self.cache: EmbeddingCache | None = None
         self.feature_store: FeatureStore | None = None
@@ -83,7 +85,8 @@ class Engine:
         s = self.settings
         return IndexConfig(s.exact_search_limit, s.approx_index, s.local_index,
                            s.local_exact_limit, s.local_nprobe, trained_dir=s.data,
-                           feature_key=self.extractor.config.key)
+                           feature_key=self.extractor.config.key,
+                           grey_views=GREY_VIEW in self.views)
 
     def _retriever(self) -> Retriever:
         s = self.settings
@@ -145,6 +148,7 @@ class Engine:
         faiss.omp_set_num_threads(1)
         embedder = self.embedder = Embedder(s.model, threads=s.threads, spinning=s.ort_spinning)
         info = embedder.info
+        self.views = embedder.catalog_views(s.grey_views)
         self.metrics.model_info.labels(
             name=info.name, version=info.version, input_size=str(info.input_size),
             embedding_dim=str(info.embedding_dim),
@@ -163,12 +167,14 @@ class Engine:
             if not digest:
                 album.image_status = "missing"
         readable = [i for i, d in enumerate(digests) if d]
-        vectors, embedded = embed_with_cache(
-            cache, [digests[i] for i in readable],
-            lambda idx: self._embed_files([items[readable[i]].image_path for i in idx]),
+        views, embedded = embed_views_with_cache(
+            cache, [digests[i] for i in readable], self.views,
+            lambda idx, want: self._embed_files([items[readable[i]].image_path for i in idx],
+                                                want),
             s.embed_batch_size,
         )
-        usable = np.linalg.norm(vectors, axis=1) > 0
+        vectors = views[0]
+        usable = (np.linalg.norm(views, axis=2) > 0).all(axis=0)
         for i, ok in zip(readable, usable, strict=True):
             items[i].sha256 = digests[i]
             if not ok:
@@ -179,7 +185,8 @@ class Engine:
         iids = [catalog.register(album) for album in items]
         ok = [i for i, a in enumerate(items) if a.image_status == "ok"]
         feats = self._catalog_features([items[i] for i in ok])
-        catalog.build([iids[i] for i in ok], vectors[usable].reshape(-1, embedder.dim), feats)
+        catalog.build([iids[i] for i in ok], vectors[usable].reshape(-1, embedder.dim), feats,
+                      views[1][usable] if GREY_VIEW in self.views else None)
         self.metrics.catalog_albums.set(catalog.searchable)
         status = [a.image_status for a in items]
         self.stats = {
@@ -220,12 +227,13 @@ class Engine:
         log.info("%s index recall@10 vs exact on %d queries: %.4f", index.kind,
                  len(sample), recall)
 
-    def _embed_files(self, paths: list[Path]) -> np.ndarray:
-        """Decode and embed catalog files; an undecodable file yields a zero row (dropped)."""
+    def _embed_files(self, paths: list[Path], views: tuple[str, ...]) -> np.ndarray:
+        """Decode catalog files once and embed these views of them, ``(views, files, dim)``;
+        an undecodable file yields zero rows (dropped)."""
         assert self.embedder is not None
         if self._closing.is_set():
             raise RuntimeError("shutting down")
-        out = np.zeros((len(paths), self.embedder.dim), dtype=np.float32)
+        out = np.zeros((len(views), len(paths), self.embedder.dim), dtype=np.float32)
         images, rows = [], []
         for row, path in enumerate(paths):
             try:
@@ -234,7 +242,7 @@ class Engine:
             except (OSError, ValueError) as exc:
                 log.warning("skipping %s: cannot decode (%s)", path, exc)
         if images:
-            out[rows] = self.embedder.embed_images(images)
+            out[:, rows] = self.embedder.embed_views(images, views)
         return out
 
     def identify(self, data: bytes, k: int) -> dict[str, Any]:
@@ -246,6 +254,7 @@ class Engine:
                                       identified=str(d.identified is not None).lower()).inc()
         return {"identified": d.identified, "confidence": round(d.confidence, 4),
                 "decided_by": d.decided_by, "matches": _shape(result),
+                "view": "grey" if result.grey else "colour",
                 "model_version": self.model_version,
                 "timings_ms": {name: round(ms, 3) for name, ms in result.timings_ms.items()}}
 
@@ -263,10 +272,12 @@ class Engine:
                 if early and self.speculative \
                 else None
             vector = self.embedder.embed_images([image])
+            # Classified once: a grey crop is ranked against the covers' grey views throughout.
+            grey = GREY_VIEW in self.views and is_grey(image)
             timings.update(decode=(t1 - t0) * 1e3, embed=(time.perf_counter() - t1) * 1e3)
             helper = self.alongside.helper if early and self.parallel_alone else None
             return self.retriever.run(image, vector, k, cal, timings, pending,
-                                      always_second, helper)
+                                      always_second, helper, grey)
 
     def add(self, data: bytes, album_id: str | None, artist: str, title: str,
             metadata: dict[str, str]) -> Album:
@@ -276,7 +287,8 @@ class Engine:
         assert self.embedder and self.store and self.cache
         store, cache, catalog = self.store, self.cache, self.catalog
         image, suffix = decode_image(data, self.settings.max_image_pixels)
-        vector = self.embedder.embed_images([image])
+        vectors = self.embedder.embed_views([image], self.views)[:, 0]  # (views, dim)
+        grey = vectors[1] if GREY_VIEW in self.views else None
         feats = self.extractor.catalog(image) if self.feature_store else None
         digest = sha256_bytes(data)
         album_id = album_id or uuid.uuid4().hex[:16]
@@ -288,14 +300,15 @@ class Engine:
                 raise DuplicateImage(album_id, same)
             iid = catalog.new_iid()  # taken now, given to the album only once it is stored
             stored: list[Album] = []
-            steps = [Step("embedding cache", lambda: cache.put_many([(digest, vector[0])]))]
+            steps = [Step("embedding cache", lambda: cache.put_many(
+                [(view_key(digest, v), vec) for v, vec in zip(self.views, vectors, strict=True)]))]
             if feats is not None and self.feature_store is not None:
                 fstore = self.feature_store
                 steps.append(Step("local features", lambda: fstore.put_many([(digest, feats)])))
             run_all_or_nothing([
                 *steps,
                 # Searches skip an id with no album yet, so indexing before the commit is safe.
-                Step("index (both paths)", lambda: catalog.index(iid, vector[0], feats),
+                Step("index (both paths)", lambda: catalog.index(iid, vectors[0], feats, grey),
                      undo=lambda: catalog.unindex(iid)),
                 Step("album record", lambda: stored.append(
                     store.add(album_id, artist, title, metadata, data, suffix))),

@@ -126,13 +126,14 @@ class SecondLook:
 
     def look(self, r: Retriever, image: Image.Image, vector: np.ndarray, query: LocalFeatures,
              ranked: list[Match], first: list[Match], votes: dict[int, int], cal: Calibration,
-             helper: Executor | None = None) -> tuple[list[Match], list[Match]]:
+             helper: Executor | None = None, grey: bool = False
+             ) -> tuple[list[Match], list[Match]]:
         """(new ranking, candidates verified again or anew in this pass).
 
         ``ranked``: the first pass's ranking; ``first``: the candidates it verified;
         ``helper``: an idle thread (see ``Retriever.run``): the rectified sleeve's features
         are extracted there while the views are embedded, and it takes every other
-        verification."""
+        verification. ``grey``: a grey query; its views are ranked against the grey views."""
         c = self.config
         found = self.localise(image, first, r.extractor.config)
         rect = found[1] if found is not None else None
@@ -142,7 +143,7 @@ class SecondLook:
         early = helper.submit(r.extractor.query, rect) if helper and rect is not None else None
         vecs = np.vstack([vector.reshape(1, -1), self.embed(views)])
         done = {m.album.album_id for m in first}
-        new = [a for a in _by_cosine(r, vecs[1:]) if a not in done][: c.top_k]
+        new = [a for a in _by_cosine(r, vecs[1:], grey) if a not in done][: c.top_k]
         rect_feats = (early.result() if early is not None
                       else r.extractor.query(rect) if rect is not None else None)
         by_id = {m.album.album_id: m for m in ranked}
@@ -163,33 +164,35 @@ class SecondLook:
                 continue
             m = Match(album, prior.score if prior else -1.0, _votes(r, aid, votes), ev)
             if found is not None and aid == found[0].album.album_id:
-                m = replace(m, rect_cosine=_cosine(r, vecs[1], aid))
+                m = replace(m, rect_cosine=_cosine(r, vecs[1], aid, grey))
             checked.append(m)
             by_id[aid] = m
-        return _rank(_rescored(r, vecs, list(by_id.values())), votes, cal), checked
+        return _rank(_rescored(r, vecs, list(by_id.values()), grey), votes, cal), checked
 
 
-def _cosine(r: Retriever, vector: np.ndarray, album_id: str) -> float:
-    """Cosine of ``vector`` to the album's stored embedding (0 where the index keeps none)."""
+def _cosine(r: Retriever, vector: np.ndarray, album_id: str, grey: bool) -> float:
+    """Cosine of ``vector`` to the album's stored embedding in the query's view (0 where the
+    index keeps none)."""
     iid = r.albums.iid_of(album_id)
-    stored = r.albums.vectors.vectors_of([iid]) if iid is not None else None
+    stored = r.albums.view(grey).vectors_of([iid]) if iid is not None else None
     return float(stored[0] @ vector) if stored is not None else 0.0
 
 
-def _by_cosine(r: Retriever, vectors: np.ndarray) -> list[str]:
+def _by_cosine(r: Retriever, vectors: np.ndarray, grey: bool) -> list[str]:
     """Albums in the views' top 10s, by their best cosine over the views."""
     best: dict[str, float] = {}
     for v in vectors:
-        for m in r.embedding_matches(v.reshape(1, -1), 10):
+        for m in r.embedding_matches(v.reshape(1, -1), 10, grey):
             best[m.album.album_id] = max(best.get(m.album.album_id, -1.0), m.score)
     return sorted(best, key=lambda a: -best[a])
 
 
-def _rescored(r: Retriever, vectors: np.ndarray, matches: list[Match]) -> list[Match]:
+def _rescored(r: Retriever, vectors: np.ndarray, matches: list[Match], grey: bool
+              ) -> list[Match]:
     """Each match scored by its best cosine over the whole crop and the views. A vote-only
     candidate of the first pass carries only a floor score; its true cosine orders it better."""
     iids = [r.albums.iid_of(m.album.album_id) for m in matches]
-    stored = r.albums.vectors.vectors_of([i for i in iids if i is not None])
+    stored = r.albums.view(grey).vectors_of([i for i in iids if i is not None])
     if stored is None or len(stored) != len(matches):
         return matches
     cos = (vectors @ stored.T).max(axis=0)

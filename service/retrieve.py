@@ -75,6 +75,7 @@ class Result:
     margin: float = 0.0
     checked: list[Match] = field(default_factory=list)
     rechecked: list[Match] = field(default_factory=list)  # by the second look (loose framing)
+    grey: bool = False  # a grey query, ranked against the catalog's grey views
 
 
 class Retriever:
@@ -86,8 +87,9 @@ class Retriever:
             albums, extractor, verifier, config)
         self.second = second
 
-    def embedding_matches(self, vector: np.ndarray, k: int) -> list[Match]:
-        scores, ids = self.albums.vectors.search(vector, k)
+    def embedding_matches(self, vector: np.ndarray, k: int, grey: bool = False) -> list[Match]:
+        """Top-k albums by cosine, in the grey views for a grey query (``AlbumIndex.view``)."""
+        scores, ids = self.albums.view(grey).search(vector, k)
         out = []
         for score, iid in zip(scores[0], ids[0], strict=True):
             album = self.albums.album_of(int(iid)) if iid >= 0 else None
@@ -97,15 +99,17 @@ class Retriever:
 
     def run(self, image: Image.Image, vector: np.ndarray, k: int, cal: Calibration,
             timings: dict[str, float], pending: Future[LocalFeatures] | None = None,
-            always_second: bool = False, helper: Executor | None = None) -> Result:
+            always_second: bool = False, helper: Executor | None = None, grey: bool = False
+            ) -> Result:
         """``pending``: the query's local features already being computed (alongside the
         embedding); dropped when the gate answers, else waited for. ``always_second``: run
         the second look even after an accepted first pass (calibration replays it).
         ``helper``: an idle thread (the engine has no other query in flight) that takes half
-        of the votes' searches and every other verification; the result is the same."""
+        of the votes' searches and every other verification; the result is the same.
+        ``grey``: a grey query (``preprocess.is_grey``), ranked against the grey views."""
         c = self.config
         t0 = time.perf_counter()
-        found = self.embedding_matches(vector, max(k, c.embed_top_k) + 1)
+        found = self.embedding_matches(vector, max(k, c.embed_top_k) + 1, grey)
         timings["search"] = (time.perf_counter() - t0) * 1e3
         score, margin = _top(found)
         first = found[0].album.album_id if found else None
@@ -113,7 +117,7 @@ class Retriever:
             if pending is not None:
                 pending.cancel()  # a running extraction finishes unused: cv2 cannot stop
             return Result(found[:k], decide(cal, _evidence(found, score, margin, False)),
-                          timings, first, score, margin)
+                          timings, first, score, margin, grey=grey)
         t1 = time.perf_counter()
         query = pending.result() if pending is not None else self.extractor.query(image)
         t2 = time.perf_counter()
@@ -139,10 +143,10 @@ class Retriever:
         if self.second is not None and (always_second or not accepted(ranked[0].evidence, cal)):
             t5 = time.perf_counter()
             ranked, again = self.second.look(self, image, vector, query, ranked, checked, votes,
-                                            cal, helper)
+                                            cal, helper, grey)
             timings["second"] = (time.perf_counter() - t5) * 1e3
         return Result(ranked[:k], decide(cal, _evidence(ranked, score, margin, True)), timings,
-                      first, score, margin, checked, again)
+                      first, score, margin, checked, again, grey)
 
     def _candidates(self, found: list[Match], votes: dict[int, int]) -> list[Match]:
         """Embedding top-K ∪ vote top-K in fused order."""

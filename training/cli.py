@@ -58,6 +58,9 @@ def _add_eval_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--multi-crop", default="none", choices=["none", "centre", "grid"],
                    help="score covers by the best of several sub-crops of each query "
                    "(centre: 3 embeds, grid: 6)")
+    p.add_argument("--grey-views", default="on", choices=["on", "off"],
+                   help="as the service's GREY_VIEWS (RGB models only): grey queries ranked "
+                   "against the covers' grey renditions (default: %(default)s)")
     p = sub.add_parser("export", help="checkpoint -> ONNX + sidecar, with parity check")
     p.add_argument("--checkpoint", type=Path, required=True, help="fit checkpoint (best.pt)")
     p.add_argument("--out", type=Path, required=True,
@@ -85,7 +88,8 @@ def _add_eval_export(sub: argparse._SubParsersAction) -> None:
 def _eval(a: argparse.Namespace) -> None:
     from training.evaluate import evaluate, write_report
 
-    res = evaluate(a.model, a.catalog, a.queries, a.threads, a.distractors, a.multi_crop)
+    res = evaluate(a.model, a.catalog, a.queries, a.threads, a.distractors, a.multi_crop,
+                   a.grey_views == "on")
     out = a.out or a.queries / f"eval-{a.model.stem}"
     print(write_report(res, a.model, a.queries, out, a.catalog).read_text())
 

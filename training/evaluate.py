@@ -1,7 +1,10 @@
 """`cratewatch-train eval`: top-1/top-5 accuracy (P@1/P@5) per level vs the whole catalog.
 
 Queries are embedded with ``service.embedder.Embedder`` (the service's preprocessing and ONNX
-Runtime) and ranked with ``service.index.VectorIndex`` (the service's FAISS index).
+Runtime) and ranked with ``service.index.VectorIndex`` (the service's FAISS index). With grey
+views (RGB models, on by default, as in the service) a query the service's
+``service.preprocess.is_grey`` calls grey is ranked against the covers' grey renditions
+(``Embedder.embed_views``), every other one against the covers as they are.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from service.embedder import Embedder
+from service.embedder import GREY_VIEW, Embedder
 from service.index import VectorIndex
+from service.preprocess import is_grey
 from training.catalog import Cover, load_catalog, open_cover
 from training.metrics import top_k_accuracy, top_k_of
 from training.multicrop import multicrop_scores
@@ -41,20 +45,25 @@ def read_query_set(queries_dir: Path) -> list[QueryRow]:
             for r in rows]
 
 
-def embed_covers(embedder: Embedder, covers: list[Cover], batch: int = 64) -> np.ndarray:
-    out = [embedder.embed_images([open_cover(c) for c in covers[i : i + batch]])
+def embed_covers(embedder: Embedder, covers: list[Cover], batch: int = 64,
+                 views: tuple[str, ...] = ("",)) -> np.ndarray:
+    """``(len(views), covers, dim)``: each cover in each view (as is, grey rendition)."""
+    out = [embedder.embed_views([open_cover(c) for c in covers[i : i + batch]], views)
            for i in range(0, len(covers), batch)]
-    return np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
+    return (np.concatenate(out, axis=1) if out
+            else np.zeros((len(views), 0, embedder.dim), np.float32))
 
 
-def embed_queries(embedder: Embedder, rows: list[QueryRow], batch: int = 64) -> np.ndarray:
-    out = []
-    for i in range(0, len(rows), batch):
-        imgs = []
-        for r in rows[i : i + batch]:
-            with Image.open(r.path) as im:
-                imgs.append(im.copy())
-        out.append(embedder.embed_images(imgs))
+def load_queries(rows: list[QueryRow]) -> list[Image.Image]:
+    images = []
+    for r in rows:
+        with Image.open(r.path) as im:
+            images.append(im.copy())
+    return images
+
+
+def embed_queries(embedder: Embedder, images: list[Image.Image], batch: int = 64) -> np.ndarray:
+    out = [embedder.embed_images(images[i : i + batch]) for i in range(0, len(images), batch)]
     return np.concatenate(out)
 
 
@@ -78,29 +87,39 @@ class EvalResult:
     rows: list[QueryRow]
     n_catalog: int
     covers: list[Cover]  # what was ranked: catalog covers, then any distractors
+    grey: list[bool] | None = None  # per query: ranked against the grey views (None: off)
 
 
 def evaluate(model: Path, catalog_dir: Path, queries_dir: Path, threads: int = 2,
-             distractors: Path | None = None, multi_crop: str = "none") -> EvalResult:
+             distractors: Path | None = None, multi_crop: str = "none",
+             grey_views: bool = True) -> EvalResult:
     """Embed the whole catalog (+ distractor covers) and every query; rank with the service's
-    FAISS index (or, with ``multi_crop``, by the best sub-crop: ``training.multicrop``)."""
+    FAISS index (or, with ``multi_crop``, by the best sub-crop: ``training.multicrop``).
+    ``grey_views``: as the service's GREY_VIEWS (acts only for an RGB model)."""
     embedder = Embedder(model, threads=threads)
     covers = load_catalog(catalog_dir) + (load_catalog(distractors) if distractors else [])
     if len({c.album_id for c in covers}) != len(covers):
         raise ValueError("catalog and distractors share album ids")
-    vectors = embed_covers(embedder, covers)
-    index = VectorIndex.build(np.arange(len(covers), dtype=np.int64), vectors, exact_limit=10**6)
+    views = embedder.catalog_views(grey_views)
+    vectors = embed_covers(embedder, covers, views=views)
     rows = read_query_set(queries_dir)
-    if multi_crop != "none":
-        images = []
-        for r in rows:
-            with Image.open(r.path) as im:
-                images.append(im.copy())
-        ids = top_k_of(multicrop_scores(embedder, images, vectors, multi_crop), 5)
-    else:
-        _, ids = index.search(embed_queries(embedder, rows), 5)
+    images = load_queries(rows)
+    grey = np.array([GREY_VIEW in views and is_grey(im) for im in images], dtype=bool)
+    ids = np.full((len(rows), 5), -1, np.int64)
+    for view, picked in ((0, ~grey), (len(views) - 1, grey)):
+        sel = np.flatnonzero(picked)
+        if not len(sel):
+            continue
+        part = [images[i] for i in sel]
+        if multi_crop != "none":
+            ids[sel] = top_k_of(multicrop_scores(embedder, part, vectors[view], multi_crop), 5)
+        else:
+            index = VectorIndex.build(np.arange(len(covers), dtype=np.int64), vectors[view],
+                                      exact_limit=10**6)
+            ids[sel] = index.search(embed_queries(embedder, part), 5)[1]
     ranked = [[covers[int(j)].album_id for j in row if j >= 0] for row in ids]
-    return EvalResult(scores_per_level(ranked, rows), ranked, rows, len(covers), covers)
+    return EvalResult(scores_per_level(ranked, rows), ranked, rows, len(covers), covers,
+                      grey.tolist() if GREY_VIEW in views else None)
 
 
 def failure_sheet(res: EvalResult, path: Path, limit: int = 24) -> int:
@@ -135,7 +154,25 @@ def write_report(res: EvalResult, model: Path, queries_dir: Path, out_dir: Path,
              "| level | n | P@1 | P@5 |", "|---|---|---|---|"]
     for level, s in res.scores.items():
         lines.append(f"| {level} | {int(s['n'])} | {s['p@1']:.3f} | {s['p@5']:.3f} |")
+    lines += ["", *view_lines(res)]
     lines += ["", f"`failures.png`: first {n_fail} misses (query | predicted top-1 | truth)."]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def view_lines(res: EvalResult) -> list[str]:
+    """Which queries were ranked against the grey views, and P@1/P@5 of each kind."""
+    if res.grey is None:
+        return ["Grey views: off (a grey model, or `--grey-views off`): every query is ranked "
+                "against the covers as they are."]
+    lines = [f"Grey views: on: {sum(res.grey)} of {len(res.rows)} queries classified grey "
+             "(`service.preprocess.is_grey`) were ranked against the covers' grey renditions.",
+             "", "| queries | n | P@1 | P@5 |", "|---|---|---|---|"]
+    for name, want in (("grey", True), ("colour", False)):
+        idx = [i for i, g in enumerate(res.grey) if g == want]
+        if idx:
+            ranks, truth = [res.ranked[i] for i in idx], [res.rows[i].album_id for i in idx]
+            lines.append(f"| {name} | {len(idx)} | {top_k_accuracy(ranks, truth, 1):.3f} | "
+                         f"{top_k_accuracy(ranks, truth, 5):.3f} |")
+    return lines

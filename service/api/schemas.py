@@ -22,6 +22,8 @@ class IdentifyResponse(BaseModel):
         ge=0, le=1, description="measured precision of such answers (0 when null)")
     decided_by: str = Field(description='"embedding" (gate) or "verified" (local features)')
     matches: list[Match]
+    view: str = Field("colour", description='"grey" when the crop had no colour and was ranked '
+                      "against the catalog's grey views (RGB models, GREY_VIEWS), else \"colour\"")
     model_version: str
     timings_ms: dict[str, float]
 

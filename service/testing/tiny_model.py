@@ -16,11 +16,12 @@ from service.modelinfo import ModelInfo
 
 
 def build_tiny_model(path: Path, version: str = "tiny-test-1", input_size: int = 32,
-                     dim: int = 128, seed: int = 0) -> Path:
-    """Write ``path`` (.onnx) and its sidecar (.json); returns ``path``."""
+                     dim: int = 128, seed: int = 0, channels: int = 1) -> Path:
+    """Write ``path`` (.onnx) and its sidecar (.json); returns ``path``. ``channels`` 3: an RGB
+    model (its filters weigh the colour channels differently, so colour matters to it)."""
     rng = np.random.default_rng(seed)
     filters, pool = 8, 4
-    conv_w = rng.normal(0, 1, size=(filters, 1, 3, 3)).astype(np.float32)
+    conv_w = rng.normal(0, 1, size=(filters, channels, 3, 3)).astype(np.float32)
     conv_b = rng.normal(0, 0.1, size=(filters,)).astype(np.float32)
     flat = filters * (input_size // pool) ** 2
     proj = (rng.normal(0, 1, size=(flat, dim)) / np.sqrt(flat)).astype(np.float32)
@@ -35,7 +36,7 @@ def build_tiny_model(path: Path, version: str = "tiny-test-1", input_size: int =
     graph = helper.make_graph(
         nodes, "tiny-embedder",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT,
-                                       ["N", 1, input_size, input_size])],
+                                       ["N", channels, input_size, input_size])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
         initializer=[numpy_helper.from_array(conv_w, "conv_w"),
                      numpy_helper.from_array(conv_b, "conv_b"),
@@ -48,7 +49,7 @@ def build_tiny_model(path: Path, version: str = "tiny-test-1", input_size: int =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, path)
-    ModelInfo(name="tiny-test", version=version, input_size=input_size, channels=1,
-              mean=[0.5], std=[0.25], embedding_dim=dim,
+    ModelInfo(name="tiny-test", version=version, input_size=input_size, channels=channels,
+              mean=[0.5] * channels, std=[0.25] * channels, embedding_dim=dim,
               extra={"built_by": "service/testing/tiny_model.py", "seed": seed}).write(path)
     return path
