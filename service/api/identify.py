@@ -118,8 +118,10 @@ class ImageBodyRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         form: Handler = super().get_route_handler()
-        raw: Handler = APIRoute(self.path, identify_raw, methods=["POST"],
-                                response_model=None).get_route_handler()
+        raw: Handler = APIRoute(
+            self.path, identify_raw, methods=["POST"], response_model=None,
+            dependency_overrides_provider=self.dependency_overrides_provider,
+        ).get_route_handler()
 
         async def handler(request: Request) -> Response:
             return await (raw if is_raw(request.headers.get("content-type")) else form)(request)
