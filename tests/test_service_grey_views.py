@@ -209,3 +209,19 @@ def test_offline_eval_ranks_like_the_service(rgb_model: Path, twin_catalog: Path
     main(["eval", "--model", str(rgb_model), "--catalog", str(twin_catalog), "--queries",
           str(queries), "--out", str(tmp_path / "rep"), "--threads", "1", "--grey-views", "off"])
     assert "Grey views: off" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_second_look_compares_a_grey_crop_with_grey_views(rgb_model: Path, catalog_dir: Path,
+                                                         tmp_path: Path) -> None:
+    """The rectified sleeve of a grey crop is scored against its cover's grey view."""
+    query = _grey_png((catalog_dir / "images" / "alb-006.png").read_bytes())
+    rect = {}
+    for grey_views in (True, False):
+        settings = _settings(rgb_model, catalog_dir, tmp_path / f"d{grey_views}",
+                             grey_views=grey_views)
+        with app_client(settings) as c:
+            engine = c.app.state.engine  # type: ignore[attr-defined]
+            res = engine.retrieve(query, 3, engine.calibration, always_second=True)
+        assert res.grey is grey_views and res.matches[0].album.album_id == "alb-006"
+        rect[grey_views] = res.matches[0].rect_cosine
+    assert rect[True] > 0.95 > rect[False], rect
