@@ -191,21 +191,6 @@ def view_key(digest: str, view: str) -> str:
 LoadViews = Callable[[list[int], tuple[str, ...]], np.ndarray]
 
 
-def embed_with_cache(
-    cache: EmbeddingCache,
-    digests: list[str],
-    load_batch: Callable[[list[int]], np.ndarray],
-    batch_size: int,
-) -> tuple[np.ndarray, int]:
-    """Vectors for every digest, embedding only misses in batches; returns (vectors, n_embedded).
-
-    ``load_batch(indices)`` decodes and embeds the items at those positions.
-    """
-    vectors, n = embed_views_with_cache(cache, digests, ("",),
-                                        lambda idx, _views: load_batch(idx)[None], batch_size)
-    return vectors[0], n
-
-
 def embed_views_with_cache(
     cache: EmbeddingCache, digests: list[str], views: tuple[str, ...], load_batch: LoadViews,
     batch_size: int,
