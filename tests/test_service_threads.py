@@ -35,13 +35,16 @@ with TestClient(create_app(Settings(catalog=catalog, model=model, data=data, thr
     # calling thread itself. A catalog cover is verified by the first look (no votes); a
     # noise image passes the first look without a strong candidate, so its votes search the
     # descriptor index (the tiny model's gate is closed).
+    # The descriptor index is wrapped at ``_search_rows``, the call every vote search makes,
+    # also the half a query running alone hands to the idle thread (PARALLEL_ALONE).
     catalog_index = c.app.state.engine.catalog
-    for index in (catalog_index.vectors, catalog_index.descriptors):
-        def search(*args, _real=index.search, _name=type(index).__name__, **kwargs):
+    for index, method in ((catalog_index.vectors, "search"),
+                          (catalog_index.descriptors, "_search_rows")):
+        def search(*args, _real=getattr(index, method), _name=type(index).__name__, **kwargs):
             seen.append(f"{_name}={faiss.omp_get_max_threads()}")
             return _real(*args, **kwargs)
 
-        index.search = search
+        setattr(index, method, search)
 
     def knn(*args, _real=faiss.knn, **kwargs):
         seen.append(f"knn={faiss.omp_get_max_threads()}")
