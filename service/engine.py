@@ -1,4 +1,5 @@
-"""The identification engine: catalog + store + cache + embedder + index, and the four operations.
+"""The identification engine: its state and the four operations the API calls over the parts
+(embedder, album index, stores, retriever); loading the catalog is service/catalog_load.py's.
 
 Every method here blocks (decode, ONNX, FAISS, fsync): the API calls them in worker threads.
 """
@@ -10,29 +11,27 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import faiss
-import numpy as np
 
 from service.album_index import AlbumIndex, IndexConfig
 from service.alongside import Alongside
-from service.cache import EmbeddingCache, SameImages, embed_views_with_cache, sha256_bytes, view_key
-from service.catalog import Album, load_catalog
+from service.cache import SameImages, sha256_bytes, view_key
+from service.catalog import Album
+from service.catalog_load import CatalogLoad, Stores
 from service.config import Settings
 from service.decision import DEFAULT, Calibration, with_overrides
 from service.embedder import GREY_VIEW, Embedder
 from service.enrol import Step, run_all_or_nothing, storage_errors
-from service.feature_store import FeatureStore, features_with_store
-from service.features import Extractor, FeatureConfig, LocalFeatures
+from service.features import Extractor, FeatureConfig
 from service.imaging import decode_image
-from service.index import recall_at_k, single_thread_faiss
+from service.index import single_thread_faiss
 from service.metrics import Metrics
 from service.preprocess import is_grey
 from service.rectify import LooseConfig, SecondLook
 from service.retrieve import Result, RetrievalConfig, Retriever
-from service.store import AlbumExists, AlbumStore
+from service.store import AlbumExists
 from service.verify import Verifier
 
 log = logging.getLogger(__name__)
@@ -66,9 +65,7 @@ class Engine:
         self.on_ready: Callable[[], None] | None = None  # called once loaded (the READY line)
         self.embedder: Embedder | None = None
         self.views: tuple[str, ...] = ("",)  # catalog views embedded (see Embedder.catalog_views)
-        self.store: AlbumStore | None = None
-        self.cache: EmbeddingCache | None = None
-        self.feature_store: FeatureStore | None = None
+        self.stores = Stores()  # filled as the load opens them; closed by close()
         self.extractor = Extractor(FeatureConfig(max_features=settings.local_features,
                                                  query_features=settings.local_query_features,
                                                  query_side=settings.local_query_side))
@@ -146,6 +143,21 @@ class Engine:
         # while an OpenMP team of 2 on a busy CPU waits at its barrier (p90 0.014 -> 8 ms
         # measured on 990 vectors). Parallelism comes from concurrent requests instead.
         faiss.omp_set_num_threads(1)
+        embedder = self._open_model()
+        load = CatalogLoad(s, embedder, self.views, self.extractor, self.stores, self._closing)
+        load.embed()
+        # The index is made only now: its dimension and grey views are the model's.
+        catalog = self.catalog = AlbumIndex(embedder.dim, self._index_config(), s.rerank)
+        self.retriever = self._retriever()
+        load.fill(catalog)
+        self.metrics.catalog_albums.set(catalog.searchable)
+        self.stats = load.stats(catalog, started)
+        if catalog.vectors.kind != "flat":
+            self.stats["recall_at_10"] = load.recall(catalog)
+
+    def _open_model(self) -> Embedder:
+        """The embedder, the catalog views it asks for, and its model_info metric."""
+        s = self.settings
         embedder = self.embedder = Embedder(s.model, threads=s.threads, spinning=s.ort_spinning)
         info = embedder.info
         self.views = embedder.catalog_views(s.grey_views)
@@ -153,97 +165,7 @@ class Engine:
             name=info.name, version=info.version, input_size=str(info.input_size),
             embedding_dim=str(info.embedding_dim),
         ).set(1)
-        report = load_catalog(s.catalog)
-        store = self.store = AlbumStore(s.data)
-        deleted = store.deleted_ids()
-        albums = {a.album_id: a for a in report.albums if a.album_id not in deleted}
-        for album in store.albums():
-            albums[album.album_id] = album  # an enrolled album shadows a catalog row
-        cache = self.cache = EmbeddingCache(s.data / "embeddings.sqlite3", info.version,
-                                            embedder.dim)
-        items = list(albums.values())
-        digests = [cache.readable_file_hash(a.image_path) for a in items]
-        for album, digest in zip(items, digests, strict=True):
-            if not digest:
-                album.image_status = "missing"
-        readable = [i for i, d in enumerate(digests) if d]
-        views, embedded = embed_views_with_cache(
-            cache, [digests[i] for i in readable], self.views,
-            lambda idx, want: self._embed_files([items[readable[i]].image_path for i in idx],
-                                                want),
-            s.embed_batch_size,
-        )
-        vectors = views[0]
-        usable = (np.linalg.norm(views, axis=2) > 0).all(axis=0)
-        for i, ok in zip(readable, usable, strict=True):
-            items[i].sha256 = digests[i]
-            if not ok:
-                items[i].image_status = "unreadable"
-        # Every album is registered (visible, deletable); only those with an image are indexed.
-        catalog = self.catalog = AlbumIndex(embedder.dim, self._index_config(), s.rerank)
-        self.retriever = self._retriever()
-        iids = [catalog.register(album) for album in items]
-        ok = [i for i, a in enumerate(items) if a.image_status == "ok"]
-        feats = self._catalog_features([items[i] for i in ok])
-        catalog.build([iids[i] for i in ok], vectors[usable].reshape(-1, embedder.dim), feats,
-                      views[1][usable] if GREY_VIEW in self.views else None)
-        self.metrics.catalog_albums.set(catalog.searchable)
-        status = [a.image_status for a in items]
-        self.stats = {
-            "albums": len(items), "searchable": len(ok), "embedded": embedded,
-            "cached": len(readable) - embedded, "skipped_rows": len(report.skipped),
-            "undecodable": status.count("unreadable"), "missing_images": status.count("missing"),
-            **catalog.stats(), "load_seconds": round(time.perf_counter() - started, 3),
-        }
-        if self.feature_store is not None:
-            self.stats["features_extracted"] = self.feature_store.extracted
-        if catalog.vectors.kind != "flat":
-            self._log_recall(np.array([iids[i] for i in ok]), vectors[usable])
-
-    def _catalog_features(self, albums: list[Album]) -> list[LocalFeatures | None]:
-        """Local features of these covers: from the feature store, else extracted and stored."""
-        if not self.settings.rerank:
-            return [None] * len(albums)
-        store = self.feature_store = FeatureStore(self.settings.data / "features.sqlite3",
-                                                  self.extractor.config.key)
-
-        def extract(i: int) -> LocalFeatures | None:
-            try:
-                data = albums[i].image_path.read_bytes()
-                image = decode_image(data, self.settings.max_image_pixels)[0]
-            except (OSError, ValueError):
-                return None
-            return self.extractor.catalog(image)
-
-        return features_with_store(store, [a.sha256 for a in albums], extract,
-                                   workers=self.settings.threads, closing=self._closing.is_set)
-
-    def _log_recall(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        index = self.catalog.vectors
-        rng = np.random.default_rng(0)
-        sample = vectors[rng.choice(len(vectors), size=min(200, len(vectors)), replace=False)]
-        recall = recall_at_k(index, vectors, ids, sample, 10)
-        self.stats["recall_at_10"] = round(recall, 4)
-        log.info("%s index recall@10 vs exact on %d queries: %.4f", index.kind,
-                 len(sample), recall)
-
-    def _embed_files(self, paths: list[Path], views: tuple[str, ...]) -> np.ndarray:
-        """Decode catalog files once and embed these views of them, ``(views, files, dim)``;
-        an undecodable file yields zero rows (dropped)."""
-        assert self.embedder is not None
-        if self._closing.is_set():
-            raise RuntimeError("shutting down")
-        out = np.zeros((len(views), len(paths), self.embedder.dim), dtype=np.float32)
-        images, rows = [], []
-        for row, path in enumerate(paths):
-            try:
-                images.append(decode_image(path.read_bytes(), self.settings.max_image_pixels)[0])
-                rows.append(row)
-            except (OSError, ValueError) as exc:
-                log.warning("skipping %s: cannot decode (%s)", path, exc)
-        if images:
-            out[:, rows] = self.embedder.embed_views(images, views)
-        return out
+        return embedder
 
     def identify(self, data: bytes, k: int) -> dict[str, Any]:
         """Decode -> embed -> retrieve (gate, votes, verification) -> decision; the response."""
@@ -284,12 +206,12 @@ class Engine:
         """Enrol an album, all or nothing (see service/enrol.py): durable on disk and searchable,
         or an exception with nothing stored. Raises AlbumExists, DuplicateImage (when
         ``reject_duplicate_images``), StorageFull, StorageBusy."""
-        assert self.embedder and self.store and self.cache
-        store, cache, catalog = self.store, self.cache, self.catalog
+        assert self.embedder and self.stores.albums and self.stores.cache
+        store, cache, catalog = self.stores.albums, self.stores.cache, self.catalog
         image, suffix = decode_image(data, self.settings.max_image_pixels)
         vectors = self.embedder.embed_views([image], self.views)[:, 0]  # (views, dim)
         grey = vectors[1] if GREY_VIEW in self.views else None
-        feats = self.extractor.catalog(image) if self.feature_store else None
+        feats = self.extractor.catalog(image) if self.stores.features else None
         digest = sha256_bytes(data)
         album_id = album_id or uuid.uuid4().hex[:16]
         with self._write_lock:
@@ -302,8 +224,8 @@ class Engine:
             stored: list[Album] = []
             steps = [Step("embedding cache", lambda: cache.put_many(
                 [(view_key(digest, v), vec) for v, vec in zip(self.views, vectors, strict=True)]))]
-            if feats is not None and self.feature_store is not None:
-                fstore = self.feature_store
+            if feats is not None and self.stores.features is not None:
+                fstore = self.stores.features
                 steps.append(Step("local features", lambda: fstore.put_many([(digest, feats)])))
             run_all_or_nothing([
                 *steps,
@@ -321,13 +243,13 @@ class Engine:
 
     def delete(self, album_id: str) -> None:
         """Remove an album durably and from the index; raises AlbumNotFound, StorageFull."""
-        assert self.store
+        assert self.stores.albums
         with self._write_lock:
             album = self.albums.get(album_id)
             if album is None:
                 raise AlbumNotFound(album_id)
             with storage_errors("nothing was deleted"):
-                self.store.delete(album_id)
+                self.stores.albums.delete(album_id)
             self.catalog.unregister(album)  # both paths
             self.metrics.catalog_albums.set(self.catalog.searchable)
 
@@ -351,9 +273,7 @@ class Engine:
         with self._write_lock:
             if self.ready:  # a warm restart then loads the filled descriptor index as is
                 self.catalog.checkpoint()
-            for part in (self.store, self.cache, self.feature_store):
-                if part is not None:
-                    part.close()
+            self.stores.close()
 
 
 def _shape(result: Result) -> list[dict[str, Any]]:
