@@ -7,7 +7,8 @@ import sys
 
 MODULES = [
     "service", "service.config", "service.catalog", "service.store", "service.cache",
-    "service.index", "service.imaging", "service.engine", "service.features", "service.verify",
+    "service.index", "service.imaging", "service.engine", "service.catalog_load",
+    "service.features", "service.verify",
     "service.retrieve", "service.feature_store", "service.vote_index", "service.album_index",
     "service.decision", "service.metrics",
     "service.demo", "service.cli", "service.app", "service.api.deps", "service.api.identify",
