@@ -164,3 +164,14 @@ def test_init_from_takes_weights_only_and_refuses_another_contract(tmp_path: Pat
     assert len(cont.run()) == 1 and cont.step == 4  # a whole new epoch under its own schedule
     with pytest.raises(ValueError, match="channels"):
         Fit(_config(tmp_path / "c", channels=3, init_from=tmp_path / "a" / "run" / "last.pt"))
+
+
+def test_a_paused_step_is_charged_the_typical_step_time() -> None:
+    """SIGSTOP (benchmarks/quiet.sh) must not eat a run's training budget; slow steps count."""
+    from training.train import PAUSED_FACTOR, charged_seconds
+
+    recent = [1.0, 1.2, 0.9, 1.1, 1.0]
+    assert charged_seconds(240.0, recent) == 1.0  # paused for 4 minutes: the median
+    assert charged_seconds(3.5, recent) == 3.5  # contended, but computing: as measured
+    assert charged_seconds(PAUSED_FACTOR * 1.0, recent) == PAUSED_FACTOR  # the boundary counts
+    assert charged_seconds(240.0, recent[:3]) == 240.0  # too few steps to judge

@@ -26,6 +26,21 @@ from training.validate import append_log, embed_tensor, plot_curve, validate
 __all__ = ["Fit", "FitConfig", "model_info"]
 
 
+# A step this many times slower than the recent median was paused (SIGSTOP by
+# benchmarks/quiet.sh, a suspended laptop), not computing: the budget charges the median for it,
+# so runs compared at an equal budget get equal training (measured: quiet.sh pauses of 3-5 min
+# were charged in full before). Slower steps from shared CPUs still count as they are.
+PAUSED_FACTOR = 20.0
+
+
+def charged_seconds(step_s: float, recent: list[float]) -> float:
+    """Training-budget seconds charged for one step (``recent``: the last steps' seconds)."""
+    if len(recent) < 5:
+        return step_s
+    typical = float(np.median(recent))
+    return typical if step_s > PAUSED_FACTOR * typical else step_s
+
+
 def _lr_factor(progress: float, warm: float = 0.03) -> float:
     if progress < warm:
         return max(progress / warm, 0.05)
@@ -162,6 +177,7 @@ class Fit:
         self.model.train()
         losses, active, t0 = [], [], time.time()
         t_last = t_saved = t0
+        recent: list[float] = []
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}", mininterval=30, ascii=True)
         for x, labels in bar:
             for g in self.opt.param_groups:
@@ -177,7 +193,9 @@ class Fit:
             self.opt.step()
             self.step, self.batch = self.step + 1, self.batch + 1
             now = time.time()
-            self.seconds, t_last = self.seconds + now - t_last, now
+            charged = charged_seconds(now - t_last, recent)
+            self.seconds, t_last = self.seconds + charged, now
+            recent = [*recent[-19:], charged]
             losses.append(loss.item())
             active.append(len(trip[0]) / len(labels))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
