@@ -3,7 +3,7 @@
 # export its best.pt (fp32), quantize it (int8; --max-drop 1 so the file is made even where the
 # 1-point gate would refuse it - the drop on OOD-validation is in quantize.log), then evaluate
 # both, embedding only, on id-test, ood-test and ood-test-loose against the 990 covers + 1,000
-# distractors (the sets benchmarks/ood_eval.sh makes). Idempotent: finished steps are skipped.
+# distractors (benchmarks/ood_eval.sh). Idempotent: finished steps are skipped.
 #   RUN=r18-wide-sh bash training/final_eval.sh      # -> $RUNS/final/$RUN/
 set -eu
 cd "$(dirname "$0")/.."
@@ -20,10 +20,10 @@ cp "$RUNS/$RUN/best.pt" "$RUNS/$RUN/split.json" "$O/"
 [ -f "$O/int8/m.onnx" ] || "$PY" -m training.cli quantize --model "$O/fp32/m.onnx" \
     --out "$O/int8/m.onnx" --catalog "$C" --split "$O/split.json" --queries "$R/ood-val" \
     --max-drop 1 2>&1 | tee "$O/quantize.log"
+# The evaluation itself is benchmarks/ood_eval.sh's (same sets, distractors, eval; its last
+# set, ood-test-loose, marks a finished evaluation).
 for m in fp32 int8; do
-  for q in ood-test ood-test-loose id-test; do
-    [ -f "$O/eval-$m/$q/report.md" ] || "$PY" -m training.cli eval --model "$O/$m/m.onnx" \
-        --catalog "$C" --queries "$R/$q" --distractors "$R/distractors" --out "$O/eval-$m/$q"
-  done
+  [ -f "$O/eval-$m/ood-test-loose/report.md" ] || R=$R CATALOG=$C PY=$PY \
+      bash benchmarks/ood_eval.sh "$O/$m/m.onnx" "$O/eval-$m"
 done
 echo "final_eval $RUN done: $O"
