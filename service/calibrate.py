@@ -9,7 +9,7 @@ verified candidate. Then, by simulation over a grid:
   most ``gate_far`` of the open-set crops pass it and at most 1 % of what passes is wrong;
 - the acceptance rule (inliers, coverage) is the one that accepts the most in-catalog crops
   correctly while the open-set crops accepted (gate or verified) stay at most ``target_far``
-  and wrong in-catalog accepts at most ``target_far`` too;
+  and wrong in-catalog accepts at most ``target_wrong`` (default: ``target_far``);
 - ``confidence`` bins: precision of accepted answers per inlier bin, on this set.
 
 No torch: it runs where the service runs.
@@ -136,9 +136,10 @@ def fit_gate(samples: list[Sample], gate_far: float) -> tuple[float, float]:
     return best
 
 
-def fit(samples: list[Sample], target_far: float = 0.01, gate_far: float = 0.0
-        ) -> Calibration:
+def fit(samples: list[Sample], target_far: float = 0.01, gate_far: float = 0.0,
+        target_wrong: float | None = None) -> Calibration:
     gs, gm = fit_gate(samples, gate_far)
+    limits = Limits(target_far, target_far if target_wrong is None else target_wrong)
     best: Calibration | None = None
     best_correct = -1.0
     # From 8: a homography needs 4 matches, and 6-7 consistent ones happen by chance often
@@ -148,13 +149,13 @@ def fit(samples: list[Sample], target_far: float = 0.01, gate_far: float = 0.0
             cal = Calibration(gate_score=gs, gate_margin=gm, accept_inliers=inl,
                               accept_coverage=cov)
             r = rates(samples, cal)
-            if r["unknown_accepted"] > target_far or r["known_wrong"] > target_far:
+            if not limits.hold(r):
                 continue
             if r["known_correct"] > best_correct:
                 best, best_correct = cal, r["known_correct"]
     if best is None:
         raise ValueError("no threshold meets the targets on this set")
-    return _with_confidence(samples, fit_rect(samples, best, target_far))
+    return _with_confidence(samples, fit_rect(samples, best, limits))
 
 
 # From 0.85: on the stress set's calibration half the rectified sleeves of wrong or open-set
@@ -163,13 +164,23 @@ def fit(samples: list[Sample], target_far: float = 0.01, gate_far: float = 0.0
 RECT_COSINES = [round(0.85 + 0.01 * i, 2) for i in range(15)]
 
 
-def fit_rect(samples: list[Sample], cal: Calibration, target_far: float) -> Calibration:
-    """The lowest rectified-sleeve cosine that keeps both false-accept rates within target
-    (acceptance thresholds fixed); closed when none does."""
+@dataclass(frozen=True)
+class Limits:
+    """Most open-set crops accepted and most in-catalog crops accepted wrongly (shares)."""
+
+    unknown: float
+    wrong: float
+
+    def hold(self, r: dict[str, float]) -> bool:
+        return r["unknown_accepted"] <= self.unknown and r["known_wrong"] <= self.wrong
+
+
+def fit_rect(samples: list[Sample], cal: Calibration, limits: Limits) -> Calibration:
+    """The lowest rectified-sleeve cosine that keeps both false-accept rates within their
+    limits (acceptance thresholds fixed); closed when none does."""
     for t in RECT_COSINES:
         trial = cal.model_copy(update={"rect_cosine": t})
-        r = rates(samples, trial)
-        if r["unknown_accepted"] <= target_far and r["known_wrong"] <= target_far:
+        if limits.hold(rates(samples, trial)):
             return trial
     return cal
 
@@ -192,18 +203,22 @@ def _with_confidence(samples: list[Sample], cal: Calibration) -> Calibration:
 
 
 def calibrate(settings: Settings, known: list[Path], unknown: list[Path],
-              target_far: float, write: bool) -> Calibration:
+              target_far: float, write: bool, target_wrong: float | None = None
+              ) -> Calibration:
     engine = Engine(settings, Metrics())
     engine.load()
     if not engine.ready:
         raise RuntimeError(f"engine failed to load: {engine.error}")
     started = time.perf_counter()
     samples = collect(engine, read_rows(known, True) + read_rows(unknown, False))
+    features = engine.extractor.config.provenance()
     engine.close()
-    cal = fit(samples, target_far)
+    cal = fit(samples, target_far, target_wrong=target_wrong)
     cal.measured.update({"on": {"known": [str(p) for p in known],
                                 "unknown": [str(p) for p in unknown]},
                          "rates": rates(samples, cal), "target_far": target_far,
+                         "target_wrong": target_far if target_wrong is None else target_wrong,
+                         "local_features": features,
                          "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                          "seconds": round(time.perf_counter() - started, 1)})
     if write:

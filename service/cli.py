@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="query sets of covers NOT in the catalog (the open set)")
     cal.add_argument("--target-far", type=float, default=0.01,
                      help="most open-set crops that may be accepted (share)")
+    cal.add_argument("--target-wrong", type=float, default=None,
+                     help="most in-catalog crops that may be accepted wrongly (share; "
+                     "default: --target-far)")
     cal.add_argument("--write", action="store_true", help="write into <model>.json")
     return parser
 
@@ -91,7 +94,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     # The model's own thresholds are what is measured: no settings overrides apply here.
     settings = Settings(**overrides, accept_inliers=None, accept_coverage=None,
                         gate_score=None, gate_margin=None)
-    calibrate(settings, args.known, args.unknown, args.target_far, args.write)
+    calibrate(settings, args.known, args.unknown, args.target_far, args.write,
+              args.target_wrong)
     return 0
 
 

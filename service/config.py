@@ -91,8 +91,13 @@ class Settings(BaseSettings):
                                 description="RootSIFT keypoints kept per catalog cover")
     local_query_features: int = Field(default=500, ge=16, le=4000,
                                       description="RootSIFT keypoints kept per query crop")
-    local_query_side: int = Field(default=320, ge=32, le=2048,
-                                  description="longer side a query crop is scaled to for RootSIFT")
+    # 256, not the covers' 320: CCTV crops are ~60-230 px and OpenCV's SIFT doubles its input
+    # anyway, so scaling them past 256 adds interpolated pixels only; larger crops keep their
+    # own size up to 320. Measured: /identify p50 15.3-15.9 -> 13.1-13.5 ms, stress accuracy
+    # within a few crops after recalibration (README, "Issue 8 speed check").
+    local_query_side: int = Field(
+        default=256, ge=32, le=2048,
+        description="smaller query crops are scaled up to this longer side for RootSIFT")
     local_index: str = Field(default="IVF1024,SQ8",
                              description="FAISS factory string of the descriptor index")
     local_exact_limit: int = Field(default=50_000, ge=0,

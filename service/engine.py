@@ -161,6 +161,11 @@ class Engine:
         embedder = self.embedder = Embedder(s.model, threads=s.threads, spinning=s.ort_spinning)
         info = embedder.info
         self.views = embedder.catalog_views(s.grey_views)
+        measured = info.calibration.measured.get("local_features") if info.calibration else None
+        if measured and measured != self.extractor.config.provenance():
+            log.warning("the model's calibration was measured with local features %s, this "
+                        "service runs %s: its acceptance rates may not hold here (run "
+                        "`cratewatch calibrate`)", measured, self.extractor.config.provenance())
         self.metrics.model_info.labels(
             name=info.name, version=info.version, input_size=str(info.input_size),
             embedding_dim=str(info.embedding_dim),

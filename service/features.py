@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,14 +33,22 @@ class FeatureConfig:
     query_side: int = 0
     version: int = 1  # bump when extraction code changes its output
 
-    @property
-    def query_working_side(self) -> int:
-        """Longer side a query crop is scaled to: its keypoints are at this scale."""
-        return self.query_side or self.side
+    def query_working_side(self, size: tuple[int, int]) -> int:
+        """Longer side a query crop of ``size`` (w, h) is scaled to, its keypoints' scale: its
+        own, kept between ``query_side`` (small CCTV crops are scaled up to it) and ``side``
+        (large photos down to it). Scaling a 100 px crop past 256 adds only interpolated
+        pixels (OpenCV's SIFT doubles its input too) and costs RootSIFT time."""
+        low = self.query_side or self.side
+        return min(max(max(size), low), max(low, self.side))
 
     @property
     def key(self) -> str:
         return f"{self.kind}-s{self.side}-n{self.max_features}-v{self.version}"
+
+    def provenance(self) -> dict[str, Any]:
+        """What a calibration measured with: inlier counts depend on all of it."""
+        return {"catalog": self.key, "query_side": self.query_side or self.side,
+                "query_features": self.query_features}
 
 
 @dataclass(frozen=True)
@@ -109,8 +118,10 @@ class Extractor:
         return self._extract(image, self.config.max_features, self.config.side)
 
     def query(self, image: Image.Image | np.ndarray) -> LocalFeatures:
-        """Points are at the query's working scale (longer side ``query_side or side``)."""
-        return self._extract(image, self.config.query_features, self.config.query_working_side)
+        """Points are at the query's working scale (``FeatureConfig.query_working_side``)."""
+        size = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
+        return self._extract(image, self.config.query_features,
+                             self.config.query_working_side(size))
 
     def _extract(self, image: Image.Image | np.ndarray, n: int, side: int) -> LocalFeatures:
         gray = resize_max_side(to_gray(image), side)

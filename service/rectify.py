@@ -121,7 +121,7 @@ class SecondLook:
             return None
         side = features.side
         quad = sleeve_quad(best.evidence.homography, image.size, side,
-                           features.query_working_side)
+                           features.query_working_side(image.size))
         return (best, rectify(image, quad, side)) if quad is not None else None
 
     def look(self, r: Retriever, image: Image.Image, vector: np.ndarray, query: LocalFeatures,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from service.calibrate import Sample, fit, rates
@@ -56,6 +58,22 @@ def test_fit_separates_known_from_unknown() -> None:
     assert gate_open(cal, 0.9, 0.3)
 
 
+def test_fit_open_set_and_wrong_answers_have_their_own_limits() -> None:
+    strong = [Sample("a", "a", 0.5, 0.01, [("a", 20, 0.6)]) for _ in range(50)]
+    weak = [Sample("e", "e", 0.5, 0.01, [("e", 10, 0.4)]) for _ in range(10)]
+    confused = [Sample("b", "c", 0.5, 0.01, [("c", 10, 0.4)]) for _ in range(5)]
+    stranger = [Sample(None, "d", 0.5, 0.01, [("d", 9, 0.1)]) for _ in range(40)]
+    samples = strong + weak + confused + stranger
+    strict = fit(samples, target_far=0.0)  # no wrong answer: the weak crops go too
+    r = rates(samples, strict)
+    assert r["known_correct"] == round(50 / 65, 4) and r["known_wrong"] == 0.0
+    # 5 wrong of 65 in-catalog crops (7.7 %) allowed, still no stranger accepted.
+    loose = fit(samples, target_far=0.0, target_wrong=0.08)
+    r = rates(samples, loose)
+    assert r["known_correct"] == round(60 / 65, 4) and r["unknown_accepted"] == 0.0
+    assert r["known_wrong"] == round(5 / 65, 4)
+
+
 def test_calibrate_tiny_model_then_open_set(make_settings: Callable[..., Settings],
                                             tiny_model: Path, catalog_dir: Path,
                                             tmp_path: Path) -> None:
@@ -71,7 +89,13 @@ def test_calibrate_tiny_model_then_open_set(make_settings: Callable[..., Setting
     cal = ModelInfo.for_model(model).calibration
     assert isinstance(cal, Calibration)
     assert cal.measured["rates"]["unknown_accepted"] == 0.0  # type: ignore[index]
-    assert cal.measured["rates"]["known_correct"] >= 0.5  # type: ignore[index]
+    # Not degenerate: a good share of in-catalog crops accepted. The random tiny model
+    # identifies 7-8 of these 15 harsh crops (8 with queries at 320 px, 7 at 256 px); how well
+    # the product does is the stress benchmark's figure, not this one's.
+    assert cal.measured["rates"]["known_correct"] >= 0.4  # type: ignore[index]
+    # What it measured with, so a service running other local features can say so.
+    assert cal.measured["local_features"]["query_side"] == (  # type: ignore[index]
+        make_settings().local_query_side)
     # The service reads the model's calibration: crops it has not seen, in and out of catalog.
     ids = range(1, 30, 6)
     with app_client(make_settings(model=model)) as c:
@@ -100,6 +124,23 @@ def test_settings_override_model_calibration(make_settings: Callable[..., Settin
         assert engine.calibration.accept_inliers == 999
     with app_client(make_settings(model=model, accept_inliers=20)) as c:
         assert c.app.state.engine.calibration.accept_inliers == 20  # type: ignore[attr-defined]
+
+
+def test_calibration_from_other_local_features_warns(
+        make_settings: Callable[..., Settings], tiny_model: Path, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    model = tmp_path / "tiny.onnx"
+    shutil.copy(tiny_model, model)
+    info = ModelInfo.for_model(tiny_model)
+    settings = make_settings(model=model, local_query_side=200)
+    same = {"catalog": "rootsift-s320-n500-v1", "query_side": 200, "query_features": 500}
+    for measured, warned in ((same, False), ({**same, "query_side": 320}, True)):
+        info.calibration = Calibration(measured={"local_features": measured})
+        info.write(model)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="service.engine"), app_client(settings):
+            pass
+        assert ("calibration was measured with local features" in caplog.text) is warned
 
 
 def _jpeg(cover: Image.Image, seed: int) -> bytes:

@@ -54,7 +54,8 @@ def _random_corners(rng: np.random.Generator) -> np.ndarray:
     return square + rng.uniform(-30, 30, (4, 2)).astype(np.float32)
 
 
-@pytest.mark.parametrize("query_side", [0, 224])  # 0: crops at the catalog's working side
+# 0: the crop scaled to the catalog's working side; 224: up to 224; 128: kept at its own 160
+@pytest.mark.parametrize("query_side", [0, 224, 128])
 def test_homography_localises_and_rectifies_the_sleeve(tiny_model: Path, query_side: int
                                                         ) -> None:
     rng = np.random.default_rng(0)
@@ -69,7 +70,8 @@ def test_homography_localises_and_rectifies_the_sleeve(tiny_model: Path, query_s
     found = SecondLook(Embedder(tiny_model).embed_images, LooseConfig()).localise(
         crop, [Match(album, 0.5, 0, ev)], features)
     assert found is not None and found[0].album is album
-    quad = sleeve_quad(ev.homography, crop.size, features.side, features.query_working_side)
+    quad = sleeve_quad(ev.homography, crop.size, features.side,
+                       features.query_working_side(crop.size))
     assert quad is not None
     # Within 6 % of the crop's side (measured 7.6 px at most, 3.6 px on average, of 160 px).
     assert np.abs(quad - truth).max() < 0.06 * 160, (quad, truth)

@@ -102,9 +102,13 @@ def test_query_side_scales_queries_only() -> None:
                        size=400)
     ex = Extractor(FeatureConfig(side=320, query_side=160))
     assert ex.config.key == Extractor(FeatureConfig(side=320)).config.key
-    q, c = ex.query(cover), ex.catalog(cover)
-    assert len(q) and len(c)
-    assert q.points.max() <= 160 < c.points.max() <= 320
+    c = ex.catalog(cover.resize((100, 100)))  # covers: always at ``side``
+    assert len(c) and 240 < c.points.max() <= 320
+    # Queries: small crops up to query_side, large ones down to side, others as they are.
+    for size, working in ((100, 160), (200, 200), (400, 320)):
+        assert ex.config.query_working_side((size, size // 2)) == working
+        q = ex.query(cover.resize((size, size)))
+        assert len(q) and 0.75 * working < q.points.max() <= working, (size, q.points.max())
 
 
 def test_alongside_only_while_alone() -> None:
