@@ -19,7 +19,8 @@ cp "$RUNS/final/$RUN/$PREC/m.onnx" "$O/cratewatch-embedder.onnx"
 cp "$RUNS/final/$RUN/$PREC/m.json" "$O/cratewatch-embedder.json"
 "$PY" -m service.cli calibrate --catalog "$S/catalog" --data "$S/data" \
     --model "$O/cratewatch-embedder.onnx" --known "$S/queries/calib/tight" \
-    "$S/queries/calib/loose" --unknown "$S/queries/calib/unknown" --target-far 0.01 --write \
+    "$S/queries/calib/loose" --unknown "$S/queries/calib/unknown" --target-far 0 --target-wrong 0.01 \
+    --write \
     | tee "$O/calibrate.log"
 "$PY" benchmarks/stress.py --model "$O/cratewatch-embedder.onnx" --out "$O/stress.md" \
     | tee "$O/stress.log"
