@@ -94,7 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _retention_loop(store: AnalyticsStore, stop: threading.Event) -> None:
+def _retention_loop(store: AnalyticsStore, stop: threading.Event,
+                    every_s: float = RETENTION_EVERY_S) -> None:
     """Open the analytics store (migrations) at startup, then enforce retention hourly."""
     while True:
         try:
@@ -102,5 +103,9 @@ def _retention_loop(store: AnalyticsStore, stop: threading.Event) -> None:
             store.purge_expired()
         except AnalyticsUnavailable:
             pass  # logged by the store; requests retry, and so does the next round
-        if stop.wait(RETENTION_EVERY_S):
+        except Exception:
+            # A full disk or a damaged database must not end this thread: retention would
+            # silently stop for the life of the process. Log it; the next round tries again.
+            log.exception("retention round failed; retrying in %.0f s", every_s)
+        if stop.wait(every_s):
             return
