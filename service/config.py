@@ -96,7 +96,7 @@ class Settings(BaseSettings):
                                       description="RootSIFT keypoints kept per query crop")
     # 256, not the covers' 320: CCTV crops are ~60-230 px and OpenCV's SIFT doubles its input
     # anyway, so scaling them past 256 adds interpolated pixels only; larger crops keep their
-    # own size up to 320. Measured: /identify p50 15.3-15.9 -> 13.1-13.5 ms, stress accuracy
+    # own size up to 320. Measured: /identify p50 15.3-15.9 -> 12.5-12.6 ms, stress accuracy
     # within a few crops after recalibration (README, "Issue 8 speed check").
     local_query_side: int = Field(
         default=256, ge=32, le=2048,

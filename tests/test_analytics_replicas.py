@@ -44,8 +44,10 @@ def test_two_replicas_share_sightings_and_sales(postgres_server: PostgresServer,
     url = postgres_server.create_database("shared")
     cover = (catalog_dir / "images" / "alb-009.png").read_bytes()
     window = {"since": "2026-03-01T00:00:00Z", "until": "2026-03-02T00:00:00Z"}
-    with app_client(make_settings(data=tmp_path / "a", database_url=url)) as a, \
-            app_client(make_settings(data=tmp_path / "b", database_url=url)) as b:
+    # Retention off: these fixed dates would one day fall outside a 365-day retention (422).
+    kept = {"database_url": url, "sightings_retention_days": 0}
+    with app_client(make_settings(data=tmp_path / "a", **kept)) as a, \
+            app_client(make_settings(data=tmp_path / "b", **kept)) as b:
         for client, when in ((a, "2026-03-01T10:00:00Z"), (b, "2026-03-01T10:00:30Z"),
                              (b, "2026-03-01T12:00:00Z")):
             r = client.post("/identify", files={"image": ("c.png", cover)},

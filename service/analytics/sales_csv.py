@@ -13,13 +13,17 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 REQUIRED = ("sold_at", "album_id", "quantity")
 OPTIONAL = ("sale_id", "store", "price")
 MAX_TEXT = 200
 MAX_QUANTITY = 1_000_000
+# Times a shop can mean. Outside them, year 1 or 9999 with an offset parse but overflow later
+# (window arithmetic, ``datetime.fromtimestamp`` in the hour report): refuse them at the door.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class BadSalesFile(ValueError):
@@ -55,6 +59,12 @@ def parse_time(value: str, zone: ZoneInfo, require_offset: bool = False) -> date
         if require_offset:
             raise ValueError(f"time needs a UTC offset (e.g. +01:00 or Z): {text[:40]!r}")
         moment = moment.replace(tzinfo=zone)
+    try:
+        in_range = EARLIEST <= moment < LATEST
+    except OverflowError:  # a UTC offset pushing year 1 or 9999 off the calendar
+        in_range = False
+    if not in_range:
+        raise ValueError(f"time outside 1970-01-01..2100-01-01 UTC: {text[:40]!r}")
     return moment
 
 
@@ -65,20 +75,29 @@ def parse_sales(data: bytes, zone: ZoneInfo, known_album: Callable[[str], bool])
     except UnicodeDecodeError as exc:
         raise BadSalesFile(f"the file is not UTF-8 text (byte {exc.start})") from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in next(reader, [])]
+    try:
+        header = [h.strip() for h in next(reader, [])]
+    except csv.Error as exc:
+        raise BadSalesFile(f"unreadable header line: {exc}") from None
     _check_header(header)
     out = ParsedSales([], [])
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue  # blank line: nothing to import, nothing wrong
-            try:
-                out.sales.append(_parse_row(line, header, row, zone, known_album))
-            except ValueError as exc:
-                out.rejected.append({"line": line, "error": str(exc)})
-    except csv.Error as exc:
-        out.rejected.append({"line": reader.line_num, "error": f"unreadable CSV: {exc}"})
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # One unreadable line (a field over csv's size limit, ...) is that line's fault:
+            # the reader resumes at the next line, so the rest is still imported or rejected.
+            out.rejected.append({"line": reader.line_num, "error": f"unreadable CSV: {exc}"})
+            continue
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue  # blank line: nothing to import, nothing wrong
+        try:
+            out.sales.append(_parse_row(line, header, row, zone, known_album))
+        except ValueError as exc:
+            out.rejected.append({"line": line, "error": str(exc)})
     return out
 
 

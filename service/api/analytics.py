@@ -34,8 +34,9 @@ def window(settings: SettingsDep, since: Annotated[str | None, TimeParam] = None
     try:
         end = parse_time(until, settings.zone) if until else datetime.now(settings.zone)
         start = parse_time(since, settings.zone) if since else end - DEFAULT_WINDOW
-    except ValueError as exc:
-        raise HTTPException(422, detail=str(exc)) from None
+    except (ValueError, OverflowError) as exc:
+        # OverflowError: ``until`` near year 1 minus the default 30 days leaves the calendar.
+        raise HTTPException(422, detail=f"bad report window: {exc}") from None
     if start >= end:
         raise HTTPException(422, detail="since must be before until")
     return Window(start, end)

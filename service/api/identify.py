@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.routing import APIRoute
@@ -88,7 +87,7 @@ async def _answer(request: Request, settings: Settings, engine: Engine,
                   captured_at: str | None, x_api_key: str | None) -> Response:
     if camera is not None:
         require_api_key(settings, x_api_key)  # a sighting is business data
-    when = _sighting_time(camera, captured_at, settings.zone)
+    when = _sighting_time(camera, captured_at, settings)
     if camera is not None:
         analytics = await get_analytics(request)  # 503 before the work, not after
     data = await read()  # the whole body, before a slot is taken
@@ -134,12 +133,20 @@ router.add_api_route("/identify", identify, methods=["POST"], response_model=Ide
                      responses=ERRORS, openapi_extra=RAW_BODY_DOC)
 
 
-def _sighting_time(camera: str | None, captured_at: str | None, zone: ZoneInfo) -> datetime:
+def _sighting_time(camera: str | None, captured_at: str | None, settings: Settings
+                   ) -> datetime:
     if camera is not None and not CAMERA_RE.fullmatch(camera):
         raise HTTPException(422, detail="camera must be 1-64 characters of A-Z a-z 0-9 . _ -")
     if captured_at is None:
-        return datetime.now(zone)
+        return datetime.now(settings.zone)
     try:
-        return parse_time(captured_at, zone, require_offset=True)
+        when = parse_time(captured_at, settings.zone, require_offset=True)
     except ValueError as exc:
         raise HTTPException(422, detail=f"captured_at: {exc}") from None
+    days = settings.sightings_retention_days
+    # Acknowledging a sighting that the next purge deletes would break "an acknowledged write
+    # is never lost": refuse it instead (without camera nothing is stored, nothing to refuse).
+    if camera is not None and days > 0 and when < datetime.now(UTC) - timedelta(days=days):
+        raise HTTPException(422, detail=f"captured_at: older than the {days}-day retention "
+                                        "period (SIGHTINGS_RETENTION_DAYS); it would be deleted")
+    return when
