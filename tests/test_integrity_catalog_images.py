@@ -8,7 +8,6 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.catalog import load_catalog
