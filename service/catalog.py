@@ -8,7 +8,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from service.config import DEFAULT_MAX_IMAGE_PIXELS
+from service.imaging import ImageRejected, open_image
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,12 @@ class CatalogReport:
     skipped: list[tuple[int, str]]  # (line number, reason)
 
 
-def load_catalog(directory: Path) -> CatalogReport:
-    """Parse ``<directory>/albums.csv``; missing directory or CSV gives an empty catalog."""
+def load_catalog(directory: Path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> CatalogReport:
+    """Parse ``<directory>/albums.csv``; missing directory or CSV gives an empty catalog.
+
+    An image is checked as an upload would be (accepted format, at most ``max_pixels``), so a
+    row the service would refuse to decode is skipped here instead of failing the load.
+    """
     csv_path = Path(directory) / "albums.csv"
     if not csv_path.exists():
         log.warning("no catalog at %s: starting with enrolled albums only", csv_path)
@@ -83,7 +90,7 @@ def load_catalog(directory: Path) -> CatalogReport:
         for row in reader:
             # DictReader's line_num is the physical line just read: the row's own line.
             line = reader.line_num
-            album, reason = _parse_row(row, root, seen)
+            album, reason = _parse_row(row, root, seen, max_pixels)
             if album is None:
                 log.warning("%s line %d skipped: %s", csv_path, line, reason)
                 skipped.append((line, reason))
@@ -94,7 +101,8 @@ def load_catalog(directory: Path) -> CatalogReport:
     return CatalogReport(albums, skipped)
 
 
-def _parse_row(row: dict[str, str | None], root: Path, seen: set[str]) -> tuple[Album | None, str]:
+def _parse_row(row: dict[str, str | None], root: Path, seen: set[str], max_pixels: int
+               ) -> tuple[Album | None, str]:
     values = {k: (v or "").strip() for k, v in row.items() if k is not None}
     album_id = values["album_id"]
     if not valid_album_id(album_id):
@@ -108,18 +116,21 @@ def _parse_row(row: dict[str, str | None], root: Path, seen: set[str]) -> tuple[
         return None, f"image path {values['image']!r} leaves the catalog directory"
     if not path.is_file():
         return None, f"image not found: {values['image']}"
-    problem = _unreadable(path)
+    problem = _unreadable(path, max_pixels)
     if problem:
         return None, f"unreadable image {values['image']}: {problem}"
     metadata = {k: v for k, v in values.items() if k not in REQUIRED_COLUMNS}
     return Album(album_id, values["artist"], values["title"], path, metadata), ""
 
 
-def _unreadable(path: Path) -> str:
-    """Cheap header check so a broken file is reported here, with its line number."""
+def _unreadable(path: Path, max_pixels: int) -> str:
+    """Cheap header check so a broken, oversized or exotic file is reported here, with its line
+    number; Pillow's DecompressionBombError is no OSError and once stopped the whole load."""
     try:
-        with Image.open(path) as img:
+        with open_image(path, max_pixels) as img:
             img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return str(exc) or type(exc).__name__
+    except ImageRejected as exc:
+        return str(exc)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        return str(exc) or type(exc).__name__  # from verify(): a corrupt body
     return ""

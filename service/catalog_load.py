@@ -72,7 +72,7 @@ class CatalogLoad:
     def embed(self) -> None:
         """Read the albums and embed every readable cover in each view (cache first)."""
         s = self.settings
-        report = load_catalog(s.catalog)
+        report = load_catalog(s.catalog, s.max_image_pixels)
         self.skipped_rows = len(report.skipped)
         store = self.stores.albums = AlbumStore(s.data)
         deleted = store.deleted_ids()

@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Also the default of code that reads a catalog without Settings (training, offline tools).
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+
 
 def available_cpus() -> int:
     """CPUs this process may actually use: affinity mask and cgroup quota, not the host count."""
@@ -66,7 +69,7 @@ class Settings(BaseSettings):
         default=None, ge=1, description="deprecated alias of inference_concurrency")
     api_key: SecretStr | None = Field(default=None, description="X-API-Key needed for writes")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
     max_inflight: int = Field(default=32, ge=1, description="identify in flight before 503")
     request_timeout_s: float = Field(default=30.0, gt=0, description="deadline for a body")
     rerank: bool = Field(default=True, description="local-feature path (votes + verification)")

@@ -253,6 +253,8 @@ class Engine:
             album = self.albums.get(album_id)
             if album is None:
                 raise AlbumNotFound(album_id)
+            # Raises only before its commit (file cleanup after it is logged, never raised),
+            # so the album leaves the search exactly when its deletion is durable.
             with storage_errors("nothing was deleted"):
                 self.stores.albums.delete(album_id)
             self.catalog.unregister(album)  # both paths

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -32,18 +34,8 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     """
     if not data:
         raise ImageRejected("empty upload")
-    try:
-        img: Image.Image = Image.open(io.BytesIO(data), formats=DECODERS)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageRejected(f"not an image in an accepted format ({ACCEPTED})") from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageRejected("image dimensions exceed the pixel limit") from exc
+    img = open_image(io.BytesIO(data), max_pixels)
     width, height = img.size
-    if width <= 0 or height <= 0:
-        raise ImageRejected("zero-sized image")
-    # Checked on the header, before a single pixel is decoded: this is the bomb defence.
-    if width * height > max_pixels:
-        raise ImageRejected(f"image is {width}x{height}: over the {max_pixels} pixel limit")
     suffix = FORMAT_SUFFIX.get(img.format or "", "img")
     if img.format in ("JPEG", "MPO"):
         # The box keeps the aspect ratio: a square box would keep 4x the pixels of a 4:3 photo.
@@ -60,6 +52,27 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     except Image.DecompressionBombError as exc:
         raise ImageRejected("image dimensions exceed the pixel limit") from exc
     return _bounded(to_rgb_or_l(img)), suffix
+
+
+def open_image(source: str | Path | IO[bytes], max_pixels: int) -> Image.Image:
+    """Open ``source`` (header only, no pixel decoded) if it is in an accepted format and within
+    ``max_pixels``; raises ImageRejected otherwise. Uploads, catalog rows and thumbnails all
+    open images here, so that one set of checks guards every decode."""
+    try:
+        img: Image.Image = Image.open(source, formats=DECODERS)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(f"not an image in an accepted format ({ACCEPTED})") from exc
+    except Image.DecompressionBombError as exc:  # not an OSError: Pillow's own ~179 MP cap
+        raise ImageRejected("image dimensions exceed the pixel limit") from exc
+    width, height = img.size
+    problem = ("zero-sized image" if width <= 0 or height <= 0 else
+               # Checked on the header, before a single pixel is decoded: the bomb defence.
+               f"image is {width}x{height}: over the {max_pixels} pixel limit"
+               if width * height > max_pixels else "")
+    if problem:
+        img.close()  # a file opened by path stays open until closed
+        raise ImageRejected(problem)
+    return img
 
 
 def _bounded(img: Image.Image) -> Image.Image:

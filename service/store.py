@@ -120,8 +120,9 @@ class AlbumStore:
         fsync_dir(target)
         fsync_dir(target.parent)
         log.error(
-            "%d enrolled image(s) had no album record (a kill between write and commit, or a "
-            "missing or empty albums.sqlite3): moved to %s, NOT deleted. Each file is named "
+            "%d enrolled image(s) had no album record (a kill between write and commit, a "
+            "delete whose file removal failed, or a missing or empty albums.sqlite3): moved "
+            "to %s, NOT deleted. Each file is named "
             "<album_id>.<ext>; re-enrol it with POST /catalog/add (see README, 'Your own "
             "catalog'), then remove the file.", len(orphans), target)
         return target
@@ -190,7 +191,8 @@ class AlbumStore:
         """Drop any enrolled record and hide the id from the catalog, in one transaction.
 
         Record first, then the file: a kill in between leaves an orphan image that startup
-        quarantines.
+        quarantines. The commit is the deletion: a failure removing the file after it (EACCES,
+        EIO) is logged, not raised, since the caller must not report a durable delete as failed.
         """
         with self._lock:
             row = self._db.execute(
@@ -203,5 +205,14 @@ class AlbumStore:
                     "INSERT OR IGNORE INTO deleted (album_id) VALUES (?)", (album_id,)
                 )
             if row is not None:
-                (self.images / row[0]).unlink(missing_ok=True)
-                fsync_dir(self.images)
+                self._remove_image(album_id, self.images / row[0])
+
+    def _remove_image(self, album_id: str, path: Path) -> None:
+        """Best effort after the commit: what stays is quarantined by the next startup."""
+        try:
+            path.unlink(missing_ok=True)
+            fsync_dir(self.images)
+        except OSError as exc:
+            log.error("album %s deleted (committed), but removing its image %s failed: %s; "
+                      "a leftover file is moved to %s/ at the next startup", album_id, path, exc,
+                      self.root / QUARANTINE)

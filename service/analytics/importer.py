@@ -11,12 +11,12 @@ from service.catalog import load_catalog
 from service.config import Settings
 
 
-def known_album_ids(catalog: Path, data: Path) -> set[str]:
+def known_album_ids(catalog: Path, data: Path, max_pixels: int) -> set[str]:
     """Catalog rows minus deletions, plus enrolled albums: what a server would load.
 
     The album store is read, never written (a running server may own it): read-only SQLite.
     """
-    ids = {a.album_id for a in load_catalog(catalog).albums}
+    ids = {a.album_id for a in load_catalog(catalog, max_pixels).albums}
     db_path = data / "albums.sqlite3"
     if db_path.is_file():
         db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
@@ -30,7 +30,7 @@ def known_album_ids(catalog: Path, data: Path) -> set[str]:
 
 def import_sales_file(settings: Settings, path: Path) -> dict[str, object]:
     """Parse and import ``path``; returns the body ``POST /sales`` would answer."""
-    known = known_album_ids(settings.catalog, settings.data)
+    known = known_album_ids(settings.catalog, settings.data, settings.max_image_pixels)
     parsed = parse_sales(path.read_bytes(), settings.zone, known.__contains__)
     url = settings.database_url.get_secret_value() if settings.database_url else None
     store = AnalyticsStore(url, settings.data, settings.browse_gap_s,

@@ -16,6 +16,7 @@ from service.api.deps import EngineDep, WriteAccess, run_blocking
 from service.api.schemas import AlbumOut, AlbumPage, Created, ErrorOut
 from service.catalog import ALBUM_ID_RE, ALBUM_ID_RULE, check_album_id, valid_album_id
 from service.engine import AlbumNotFound, Engine
+from service.imaging import ImageRejected
 from service.thumbnails import thumbnail_jpeg
 
 router = APIRouter(prefix="/catalog", tags=["catalog"], responses={
@@ -93,13 +94,18 @@ async def get_album_thumbnail(
     request: Request, engine: EngineDep, album_id: AlbumId,
     size: Annotated[ThumbSize, Query(description="longest side in pixels")] = 128,
 ) -> Response:
-    """The cover as a small JPEG (for result lists)."""
+    """The cover as a small JPEG (for result lists); 404 when its image cannot be shown."""
     _album(engine, album_id)
     path = engine.albums[album_id].image_path
     try:
-        data = await run_blocking(request, thumbnail_jpeg, path, size)
-    except OSError:
-        raise AlbumNotFound(album_id) from None
+        data = await run_blocking(request, thumbnail_jpeg, path, size,
+                                  engine.settings.max_image_pixels)
+    except ImageRejected as exc:  # opened under the upload checks: format and pixel limit
+        raise HTTPException(404, detail=f"album {album_id!r} has no thumbnail: its image is "
+                            f"refused ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError):  # gone, or corrupt past the header
+        raise HTTPException(404, detail=f"album {album_id!r} has no thumbnail: its image "
+                            "file is missing or unreadable") from None
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=300"})
 
 
