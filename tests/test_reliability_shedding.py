@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -80,9 +81,12 @@ def test_full_queue_sheds_then_recovers(make_settings: Callable[..., Settings],
         assert client.get("/catalog").status_code == 200
 
 
-def test_burst_gets_only_200_or_503_with_retry_after(tiny_model: Path, catalog_dir: Path,
-                                                     tmp_path: Path) -> None:
-    """A real server and a real burst: whatever the timing, nothing but 200 or a proper 503."""
+def test_burst_smoke_only_200_or_503_on_a_live_server(tiny_model: Path, catalog_dir: Path,
+                                                      tmp_path: Path) -> None:
+    """Smoke test, not the proof of shedding: a real server and a real burst give nothing but
+    200 or a proper 503, and every 503 is a counted shed. How many are shed depends on the
+    machine's speed (none is possible), so shedding itself is proven deterministically by
+    ``test_full_queue_sheds_then_recovers``; the counts feed benchmarks/reliability.py."""
     server = LiveServer(catalog_dir, tmp_path / "data", tiny_model, tmp_path / "logs",
                         env={"CRATEWATCH_MAX_INFLIGHT": str(LIMIT)})
     cover = (catalog_dir / "images" / "alb-011.png").read_bytes()
@@ -101,6 +105,9 @@ def test_burst_gets_only_200_or_503_with_retry_after(tiny_model: Path, catalog_d
         assert all(r.json()["matches"][0]["album_id"] == "alb-011"
                    for r in replies if r.status_code == 200)
         assert one(0).status_code == 200
+        metrics = httpx.get(f"{server.url}/metrics", timeout=60).text
+        shed = re.findall(r"^cratewatch_shed_total (\S+)$", metrics, re.M)
+        assert shed == [f"{float(sum(r.status_code == 503 for r in replies))}"], shed
         figures = {"requests": len(replies), "clients": 16, "max_inflight": LIMIT,
                    **{f"status_{c}": sum(r.status_code == c for r in replies) for c in codes}}
         print("shedding burst figures:", json.dumps(figures))

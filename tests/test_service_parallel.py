@@ -6,7 +6,6 @@ ONNX (tiny model) and the app through its lifespan, on generated covers."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -109,24 +108,44 @@ def test_votes_split_over_two_threads_are_the_same(covers: list[Image.Image]) ->
 
 
 def test_readers_share_the_lock_and_a_writer_waits_for_them() -> None:
+    """No sleeps decide the order: the readers hold the lock until the test lets them go,
+    and the writer asks only once both are inside."""
     lock = ReadWriteLock()
-    both_in = threading.Barrier(2, timeout=5)
+    both_in, release = threading.Event(), threading.Event()
+    inside = threading.Barrier(2, action=both_in.set, timeout=30)
     order: list[str] = []
+    errors: list[BaseException] = []  # a thread's exception is otherwise invisible to pytest
+
+    def collected(body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                body()
+            except BaseException as exc:
+                errors.append(exc)
+        return run
 
     def reader() -> None:
         with lock.read():
-            both_in.wait()  # two readers inside at once, else this times out
-            time.sleep(0.05)
+            inside.wait()  # two readers inside at once, else BrokenBarrierError
+            assert release.wait(timeout=30)
             order.append("read")
 
-    readers = [threading.Thread(target=reader) for _ in range(2)]
+    def writer() -> None:
+        with lock.write():
+            order.append("write")
+
+    readers = [threading.Thread(target=collected(reader)) for _ in range(2)]
     for t in readers:
         t.start()
-    time.sleep(0.01)
-    with lock.write():
-        order.append("write")
-    for t in readers:
-        t.join()
+    assert both_in.wait(timeout=30), errors
+    write = threading.Thread(target=collected(writer))
+    write.start()
+    write.join(timeout=0.2)  # however slow the machine, it cannot get in while readers hold it
+    assert write.is_alive() and order == []
+    release.set()
+    for t in (*readers, write):
+        t.join(timeout=30)
+    assert errors == []
     assert order == ["read", "read", "write"]
 
 
