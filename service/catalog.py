@@ -8,8 +8,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from service.config import DEFAULT_MAX_IMAGE_PIXELS
 from service.imaging import ImageRejected, open_image
 
@@ -125,12 +123,12 @@ def _parse_row(row: dict[str, str | None], root: Path, seen: set[str], max_pixel
 
 def _unreadable(path: Path, max_pixels: int) -> str:
     """Cheap header check so a broken, oversized or exotic file is reported here, with its line
-    number; Pillow's DecompressionBombError is no OSError and once stopped the whole load."""
+    number (``open_image`` turns Pillow's DecompressionBombError, no OSError, into a refusal)."""
     try:
         with open_image(path, max_pixels) as img:
             img.verify()
     except ImageRejected as exc:
         return str(exc)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         return str(exc) or type(exc).__name__  # from verify(): a corrupt body
     return ""
