@@ -24,7 +24,9 @@ run() {  # name, extra args...
     mkdir -p "$RUNS/$name"
     echo "== $(date -u +%FT%TZ) $name: $*" | tee -a "$RUNS/$name/train.log"
     "$PY" -m training.cli fit --out "$RUNS/$name" "${COMMON[@]}" "$@" >> "$RUNS/$name/train.log" 2>&1
-    echo "== $(date -u +%FT%TZ) $name exited $?" | tee -a "$RUNS/$name/train.log"
+    local rc=$?
+    echo "== $(date -u +%FT%TZ) $name exited $rc" | tee -a "$RUNS/$name/train.log"
+    return $rc
 }
 # The pretrained Lite0 goes first (session 4): it is the run most likely to beat the bundled
 # model; r18-wide-sh resumes where it stopped (epoch 18) after it. Same 150-minute budget as
@@ -42,19 +44,31 @@ run lite0-pre-wide-sh --arch lite0 --pretrained --budget-minutes "${LITE0_BUDGET
 run lite0-cont-sh --arch lite0 --init-from "$RUNS/lite0-pre-wide-sh/best.pt" --wide-share 0.5 \
     --lr 1e-4 --budget-minutes "${CONT_BUDGET:-45}"
 run r18-wide-sh --arch resnet18
-run r50-wide-sh --arch resnet50
+run r50-wide-sh --arch resnet50 && R50_DONE=1
+# Each finished run is evaluated before the next starts, so no evaluation shares the 2 cores
+# with a run's training budget (idempotent: finished steps are skipped).
+evaluate() {  # name [precisions]
+    [ -f "$RUNS/$1/best.pt" ] || return 0
+    echo "== $(date -u +%FT%TZ) final_eval $1 (${2:-fp32 int8})"
+    PRECISIONS=${2:-fp32 int8} RUN=$1 RUNS=$RUNS CATALOG=$C PY=$PY bash training/final_eval.sh \
+        >> "$RUNS/final-eval.log" 2>&1
+    echo "== $(date -u +%FT%TZ) final_eval $1 exited $?"
+}
+[ -n "${R50_DONE:-}" ] && evaluate r50-wide-sh
 
 # Ablation of the domain randomisation (issue 9 asks for a table, "even if small"): the
 # pretrained Lite0 recipe at a short equal budget, one factor group off per run, against the
 # same recipe with everything on and against the classic synthesis. Compare best.pt's
 # ood_p1 / ood_loose_p1 in log.csv and the OOD-test evaluation (docs/training-plan.md).
-# 20 minutes each (planned 40): five runs of 40 minutes did not fit one 3-hour session after the
-# rest of r50-wide-sh, and a table split over sessions mixes machines and code versions. At 20
-# minutes the pretrained Lite0 is about 9 epochs in (lite0-pre-wide-sh: selection score 0.54 at
-# epoch 9, 0.60 at its best, epoch 21), so the table compares factors early in training.
-ABL=(--arch lite0 --pretrained --lr 3e-4 --budget-minutes "${ABL_BUDGET:-20}")
-run abl-lite0-wide "${ABL[@]}"
-run abl-lite0-classic "${ABL[@]}" --synth classic
-run abl-lite0-no-framing "${ABL[@]}" --synth-off framing
-run abl-lite0-no-occluders "${ABL[@]}" --synth-off occluders
-run abl-lite0-no-colour "${ABL[@]}" --synth-off colour
+# 15 minutes each (planned 40): five runs of 40 minutes, each with its evaluation, did not fit
+# one 3-hour session after the rest of r50-wide-sh, and a table split over sessions mixes
+# machines and code versions. At 15 minutes the pretrained Lite0 is about 7 epochs in (its LR
+# annealed over those 15 minutes; lite0-pre-wide-sh, on the 150-minute schedule: selection
+# score 0.48 at epoch 7, 0.60 at its best, epoch 21), so the table compares factors early in
+# training.
+ABL=(--arch lite0 --pretrained --lr 3e-4 --budget-minutes "${ABL_BUDGET:-15}")
+run abl-lite0-wide "${ABL[@]}" && evaluate abl-lite0-wide fp32
+run abl-lite0-classic "${ABL[@]}" --synth classic && evaluate abl-lite0-classic fp32
+run abl-lite0-no-framing "${ABL[@]}" --synth-off framing && evaluate abl-lite0-no-framing fp32
+run abl-lite0-no-occluders "${ABL[@]}" --synth-off occluders && evaluate abl-lite0-no-occluders fp32
+run abl-lite0-no-colour "${ABL[@]}" --synth-off colour && evaluate abl-lite0-no-colour fp32
