@@ -123,8 +123,9 @@ class AlbumStore:
             "%d enrolled image(s) had no album record (a kill between write and commit, a "
             "delete whose file removal failed, or a missing or empty albums.sqlite3): moved "
             "to %s, NOT deleted. Each file is named "
-            "<album_id>.<ext>; re-enrol it with POST /catalog/add (see README, 'Your own "
-            "catalog'), then remove the file.", len(orphans), target)
+            "<album_id>.<ext>: if that album was deleted, remove the file; otherwise re-enrol "
+            "it with POST /catalog/add (see README, 'Your own catalog'), then remove the file.",
+            len(orphans), target)
         return target
 
     def albums(self) -> list[Album]:

@@ -82,6 +82,16 @@ def test_unreadable_csv_line_is_rejected_and_the_rest_imported(client: TestClien
     assert client.app.state.analytics.counts()["sales"] == 3  # type: ignore[attr-defined]
 
 
+def test_unreadable_header_line_is_422_and_imports_nothing(client: TestClient) -> None:
+    header = "sold_at,album_id,quantity,sale_id," + "x" * 131_073  # over csv's field limit
+    body = header + "\n2026-03-01T12:00:00Z,alb-001,1,S1,main\n"
+    r = client.post("/sales", files={"file": ("s.csv", body.encode())})
+    assert r.status_code == 422
+    assert "unreadable header line" in r.json()["detail"]
+    assert client.app.state.analytics.counts()["sales"] == 0  # type: ignore[attr-defined]
+    assert client.get("/analytics/hours").status_code == 200
+
+
 def test_sighting_older_than_retention_is_422_not_acknowledged_then_purged(
         make_settings: Callable[..., Settings], catalog_dir: Path) -> None:
     image = {"image": ("c.png", cover(catalog_dir, "alb-004"))}
