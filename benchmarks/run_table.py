@@ -17,8 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-SETS = (("ood-test", "OOD-test medium P@1 / P@5"), ("ood-test-loose", "OOD loose P@1"),
-        ("id-test", "ID medium P@1"))
+SETS = (("ood-test", "OOD-test {} P@1 / P@5"), ("ood-test-loose", "OOD loose {} P@1"),
+        ("id-test", "ID {} P@1"))
+LEVELS = ("easy", "medium", "hard", "all")
 
 
 def best_epoch(log: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -26,14 +27,14 @@ def best_epoch(log: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(log, key=lambda r: (r["select"], -r["epoch"])) if log else None
 
 
-def medium(scores_file: Path, with_p5: bool) -> str:
+def cell(scores_file: Path, level: str, with_p5: bool) -> str:
     if not scores_file.is_file():
         return "-"
-    m = json.loads(scores_file.read_text())["medium"]
+    m = json.loads(scores_file.read_text())[level]
     return f"{m['p@1']:.3f} / {m['p@5']:.3f}" if with_p5 else f"{m['p@1']:.3f}"
 
 
-def row(runs: Path, name: str, precision: str) -> str:
+def row(runs: Path, name: str, precision: str, level: str = "medium") -> str:
     log_file = runs / name / "log.json"
     log = json.loads(log_file.read_text()) if log_file.is_file() else []
     best = best_epoch(log)
@@ -42,7 +43,7 @@ def row(runs: Path, name: str, precision: str) -> str:
              f"{best['ood_p1']:.3f}, medium {best['ood_medium_p1']:.3f}, loose "
              f"{best['ood_loose_p1']:.3f}" if best else "no log")
     evals = runs / "final" / name / f"eval-{precision}"
-    cells = [medium(evals / s / "scores.json", i == 0) for i, (s, _) in enumerate(SETS)]
+    cells = [cell(evals / s / "scores.json", level, i == 0) for i, (s, _) in enumerate(SETS)]
     return f"| {name} ({precision}) | {curve} | " + " | ".join(cells) + " |"
 
 
@@ -51,12 +52,13 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", help="run names under --root")
     ap.add_argument("--root", type=Path, default=Path("/work/runs"))
     ap.add_argument("--precision", default="int8", choices=("int8", "fp32"))
+    ap.add_argument("--level", default="medium", choices=LEVELS, help="query level of the cells")
     a = ap.parse_args()
     print("| run | training (wall minutes incl. validation) | "
-          + " | ".join(title for _, title in SETS) + " |")
+          + " | ".join(title.format(a.level) for _, title in SETS) + " |")
     print("|---|---|" + "---|" * len(SETS))
     for name in a.runs:
-        print(row(a.root, name, a.precision))
+        print(row(a.root, name, a.precision, a.level))
 
 
 if __name__ == "__main__":

@@ -30,3 +30,12 @@ def test_row_reads_log_and_scores_and_marks_what_is_missing(tmp_path: Path) -> N
     assert "2 epochs, 20 min; best 2: OOD-val 0.600, medium 0.700, loose 0.500" in line
     assert line.endswith("| 0.700 / 0.850 | - | - |")  # loose and ID not evaluated yet
     assert "no log" in row(tmp_path, "absent", "int8")
+
+
+def test_row_reports_the_level_asked_for(tmp_path: Path) -> None:
+    scores = tmp_path / "final" / "r" / "eval-fp32" / "ood-test" / "scores.json"
+    scores.parent.mkdir(parents=True)
+    scores.write_text(json.dumps({"medium": {"p@1": 0.7, "p@5": 0.85},
+                                  "all": {"p@1": 0.55, "p@5": 0.72}}))
+    assert row(tmp_path, "r", "fp32", "all").endswith("| 0.550 / 0.720 | - | - |")
+    assert row(tmp_path, "r", "fp32").endswith("| 0.700 / 0.850 | - | - |")
