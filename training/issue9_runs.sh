@@ -28,6 +28,14 @@ run() {  # name, extra args...
     echo "== $(date -u +%FT%TZ) $name exited $rc" | tee -a "$RUNS/$name/train.log"
     return $rc
 }
+# Each finished run is evaluated (`run ... && evaluate ...`) before the next starts, so no
+# evaluation shares the 2 cores with a run's training budget (finished steps are skipped).
+evaluate() {  # name [precisions]
+    echo "== $(date -u +%FT%TZ) final_eval $1 (${2:-fp32 int8})"
+    PRECISIONS=${2:-fp32 int8} RUN=$1 RUNS=$RUNS CATALOG=$C PY=$PY bash training/final_eval.sh \
+        >> "$RUNS/final-eval.log" 2>&1
+    echo "== $(date -u +%FT%TZ) final_eval $1 exited $?"
+}
 # The pretrained Lite0 goes first (session 4): it is the run most likely to beat the bundled
 # model; r18-wide-sh resumes where it stopped (epoch 18) after it. Same 150-minute budget as
 # the others (it started at 90 and was raised to 150 after epoch 4, when helpers' benchmarks
@@ -44,17 +52,7 @@ run lite0-pre-wide-sh --arch lite0 --pretrained --budget-minutes "${LITE0_BUDGET
 run lite0-cont-sh --arch lite0 --init-from "$RUNS/lite0-pre-wide-sh/best.pt" --wide-share 0.5 \
     --lr 1e-4 --budget-minutes "${CONT_BUDGET:-45}"
 run r18-wide-sh --arch resnet18
-run r50-wide-sh --arch resnet50 && R50_DONE=1
-# Each finished run is evaluated before the next starts, so no evaluation shares the 2 cores
-# with a run's training budget (idempotent: finished steps are skipped).
-evaluate() {  # name [precisions]
-    [ -f "$RUNS/$1/best.pt" ] || return 0
-    echo "== $(date -u +%FT%TZ) final_eval $1 (${2:-fp32 int8})"
-    PRECISIONS=${2:-fp32 int8} RUN=$1 RUNS=$RUNS CATALOG=$C PY=$PY bash training/final_eval.sh \
-        >> "$RUNS/final-eval.log" 2>&1
-    echo "== $(date -u +%FT%TZ) final_eval $1 exited $?"
-}
-[ -n "${R50_DONE:-}" ] && evaluate r50-wide-sh
+run r50-wide-sh --arch resnet50 && evaluate r50-wide-sh
 
 # Ablation of the domain randomisation (issue 9 asks for a table, "even if small"): the
 # pretrained Lite0 recipe at a short equal budget, one factor group off per run, against the
